@@ -1,0 +1,141 @@
+"""The PyTorch backend: the lecture's BigramLanguageModel, wrapped for core.
+
+B = batch, T = time (block), C = channels = V, the vocab size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from bigram.core.backend import DTYPES, WEIGHT_KEY, AdamWConfig
+from bigram.core.errors import BigramError
+from bigram.core.sampling import sample_chain
+
+
+class BigramLanguageModel(nn.Module):
+    """The lecture's model: each token reads the logits for its successor from a table."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.token_embedding_table = nn.Embedding(vocab_size, vocab_size)
+
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)  # (B,T,C)
+        if targets is None:
+            return logits, None
+        B, T, C = logits.shape
+        # Reshape only inside the loss: callers always get (B,T,C) back.
+        loss = F.cross_entropy(logits.view(B * T, C), targets.view(B * T))
+        return logits, loss
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' picks CUDA when there is one; asking for a missing one is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BigramError("--device cuda was asked for but CUDA is not available here; use --device cpu or auto")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise BigramError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+
+
+class TorchBigram:
+    """Core's Model protocol over BigramLanguageModel and torch.optim.AdamW."""
+
+    def __init__(self, weights: np.ndarray, *, device="auto", dtype="float32", optim=AdamWConfig()):
+        if dtype not in DTYPES:
+            raise BigramError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+        self.torch_device = resolve_device(device)
+        self.device = self.torch_device.type
+        self.dtype = dtype
+        self.vocab_size = weights.shape[0]
+        self.model = BigramLanguageModel(self.vocab_size).to(self.torch_device, getattr(torch, dtype))
+        with torch.no_grad():
+            self.model.token_embedding_table.weight.copy_(torch.from_numpy(np.asarray(weights)))
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=optim.lr,
+            betas=(optim.beta1, optim.beta2),
+            eps=optim.eps,
+            weight_decay=optim.weight_decay,
+        )
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.model.token_embedding_table.weight
+
+    def _ids(self, a) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a, dtype=np.int64), device=self.torch_device)
+
+    def forward(self, idx, targets=None):
+        with torch.no_grad():
+            logits, loss = self.model(self._ids(idx), None if targets is None else self._ids(targets))
+        return logits.cpu().numpy(), (None if loss is None else float(loss))
+
+    def loss_and_grad(self, idx, targets):
+        self.model.zero_grad(set_to_none=True)
+        _, loss = self.model(self._ids(idx), self._ids(targets))
+        loss.backward()
+        return float(loss), self.weight.grad.detach().cpu().numpy()
+
+    def train_step(self, idx, targets):
+        _, loss = self.model(self._ids(idx), self._ids(targets))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    @torch.no_grad()
+    def eval_counts(self, counts):
+        logp = F.log_softmax(self.weight.double(), dim=-1)  # (V,V)
+        c = torch.as_tensor(counts, device=self.torch_device, dtype=torch.float64)
+        n = c.sum()
+        return float(-(c * logp).sum() / n) if n > 0 else float("nan")
+
+    @torch.no_grad()
+    def next_token_probs(self, temperature=1.0, top_k=None):
+        """(V,V) float64 on the host: row i = distribution of the token after i."""
+        logits = self.weight.double()
+        if temperature == 0:
+            probs = torch.zeros_like(logits)
+            probs[torch.arange(len(logits)), logits.argmax(dim=1)] = 1.0
+            return probs.cpu().numpy()
+        logits = logits / temperature
+        if top_k is not None and top_k < logits.shape[1]:
+            v, _ = torch.topk(logits, top_k)  # (V,k)
+            logits = logits.masked_fill(logits < v[:, [-1]], float("-inf"))
+        return F.softmax(logits, dim=-1).cpu().numpy()
+
+    def generate(self, idx, coins, temperature=1.0, top_k=None):
+        # The table is computed once on the device; the chain then reads one row per token.
+        return sample_chain(self.next_token_probs(temperature, top_k), np.asarray(idx), coins)
+
+    def get_state(self):
+        st = self.optimizer.state.get(self.weight, {})
+        zeros = torch.zeros_like(self.weight)
+        as_np = lambda t: t.detach().cpu().numpy().copy()  # noqa: E731
+        return {
+            WEIGHT_KEY: as_np(self.weight),
+            "adamw.exp_avg": as_np(st.get("exp_avg", zeros)),
+            "adamw.exp_avg_sq": as_np(st.get("exp_avg_sq", zeros)),
+            "adamw.step": np.array(int(st["step"]) if "step" in st else 0, dtype=np.int64),
+        }
+
+    def set_state(self, state):
+        with torch.no_grad():
+            self.weight.copy_(torch.from_numpy(np.asarray(state[WEIGHT_KEY])))
+        step = int(state["adamw.step"])
+        if step == 0:
+            self.optimizer.state.clear()
+            return
+        t = lambda a: torch.as_tensor(np.asarray(a), dtype=self.weight.dtype, device=self.torch_device).clone()  # noqa: E731
+        self.optimizer.state[self.weight] = {
+            "step": torch.tensor(float(step)),  # torch keeps step as a float32 cpu tensor
+            "exp_avg": t(state["adamw.exp_avg"]),
+            "exp_avg_sq": t(state["adamw.exp_avg_sq"]),
+        }

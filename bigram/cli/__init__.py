@@ -1,0 +1,1 @@
+"""The `bigram` command line (typer)."""

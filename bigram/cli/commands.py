@@ -1,0 +1,132 @@
+"""The core commands: backends, train, generate."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from bigram.cli.app import app
+from bigram.cli.common import (
+    build_model, check_generation_options, get_backend, load_corpus, print_json, sample_text, state,
+)
+from bigram.core.train import (
+    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_SEED, DEFAULT_STEPS,
+)
+
+
+@app.command()
+def backends(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List the installed backends: name, version, devices, and the package each came from."""
+    from bigram.core.plugins import load_backends
+
+    reg = load_backends()
+    rows = [
+        {"name": b.name, "version": b.version, "devices": b.cls.devices(), "package": b.dist,
+         "description": getattr(b.cls, "description", "")}
+        for b in sorted(reg.backends.values(), key=lambda b: b.name)
+    ]
+    errors = [{"plugin": e.plugin, "package": e.dist, "error": e.error} for e in reg.errors]
+    if json_out:
+        print_json({"backends": rows, "errors": errors})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "version", "devices", "package", "description")
+    for r in rows:
+        table.add_row(r["name"], r["version"], ", ".join(r["devices"]) or "-", r["package"], r["description"])
+    console = Console()
+    console.print(table)
+    for e in errors:
+        console.print(f"[red]broken plugin[/red] {e['plugin']} ({e['package']}): {e['error']}", markup=True)
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    data: Optional[Path] = typer.Option(None, "--data", help="UTF-8 text file (default: Tiny Shakespeare, cached)."),
+    steps: int = typer.Option(DEFAULT_STEPS, "--steps", help="Optimizer steps."),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", help="Sequences per batch (B)."),
+    block_size: int = typer.Option(DEFAULT_BLOCK_SIZE, "--block-size", help="Tokens per sequence (T)."),
+    lr: float = typer.Option(DEFAULT_LR, "--lr", help="AdamW learning rate."),
+    weight_decay: float = typer.Option(0.01, "--weight-decay", help="AdamW decoupled weight decay."),
+    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed for weights, batches and the sample."),
+    eval_interval: int = typer.Option(DEFAULT_EVAL_INTERVAL, "--eval-interval", help="Steps between evaluations."),
+    eval_batches: Optional[int] = typer.Option(
+        None, "--eval-batches", help="Estimate losses on N random batches (the lecture's way) instead of exactly."
+    ),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
+    out: Path = typer.Option(Path("out"), "--out", help="Checkpoint directory."),
+    sample_chars: int = typer.Option(500, "--sample", help="Characters to sample after training (0: none)."),
+    json_out: bool = typer.Option(False, "--json", help="Human output to stderr, one JSON object to stdout."),
+) -> None:
+    """Train a bigram model, save a checkpoint and print a sample."""
+    from bigram.core.backend import AdamWConfig
+    from bigram.core.sampling import init_weights
+    from bigram.core.train import TrainConfig
+    from bigram.core.train import train as run_train
+
+    cfg = TrainConfig(
+        steps=steps, batch_size=batch_size, block_size=block_size, seed=seed, eval_interval=eval_interval,
+        eval_batches=eval_batches, optim=AdamWConfig(lr=lr, weight_decay=weight_decay),
+    )
+    cfg.validate()
+    st = state(ctx)
+    get_backend(st.backend)  # an unknown backend fails before the corpus is read
+    corpus = load_corpus(data)
+    corpus.check_block_size(block_size)
+    V = corpus.tokenizer.vocab_size
+    model = build_model(ctx, init_weights(V, seed), dtype=dtype, optim=cfg.optim)
+    say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    say(f"backend {st.backend} on {model.device} ({model.dtype}); corpus {corpus.source}: vocab {V}, "
+        f"{len(corpus.train):,} train / {len(corpus.val):,} val tokens")
+    result = run_train(model, corpus, cfg, backend=st.backend, out_dir=out, log=say, run_config={"seed": seed})
+    say(f"{cfg.steps} steps in {result.train_s:.2f} s ({result.tokens_per_s:,.0f} tokens/s)")
+    if sample_chars > 0:
+        text = sample_text(model, corpus.tokenizer, prompt=None, max_new_tokens=sample_chars, seed=seed)
+        print(text, file=sys.stderr if json_out else sys.stdout)
+    if json_out:
+        print_json({
+            "backend": st.backend, "device": model.device, "steps": result.step, "train_loss": result.train_loss,
+            "val_loss": result.val_loss, "wall_s": round(result.wall_s, 4), "tokens_per_s": result.tokens_per_s,
+            "checkpoint": result.checkpoint,
+        })
+
+
+@app.command()
+def generate(
+    ctx: typer.Context,
+    checkpoint: Path = typer.Option(Path("out"), "--checkpoint", help="Checkpoint directory."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="Text to continue (default: a newline)."),
+    max_new_tokens: int = typer.Option(500, "--max-new-tokens", help="Tokens to sample."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Divide logits by T; 0 = greedy."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Sample only from the K most likely tokens."),
+    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed for the sampling coins."),
+) -> None:
+    """Sample text from a checkpoint. Same checkpoint and seed: same text on every backend."""
+    from bigram.core.checkpoint import load_checkpoint
+
+    check_generation_options(max_new_tokens, temperature, top_k)
+    get_backend(state(ctx).backend)
+    ck = load_checkpoint(checkpoint)
+    model = build_model(ctx, ck.weights, dtype=str(ck.weights.dtype))
+    text = sample_text(model, ck.tokenizer, prompt=prompt, max_new_tokens=max_new_tokens, seed=seed,
+                       temperature=temperature, top_k=top_k)
+    sys.stdout.write(text + "\n")
+
+
+@app.command()
+def vocab(checkpoint: Path = typer.Option(Path("out"), "--checkpoint", help="Checkpoint directory.")) -> None:
+    """Print a checkpoint's vocabulary, one id and character per line."""
+    import json
+
+    from bigram.core.checkpoint import load_config
+    from bigram.core.tokenizer import tokenizer_from_json
+
+    tok = tokenizer_from_json(load_config(checkpoint).get("tokenizer"))
+    for i, ch in enumerate(tok.chars):
+        print(f"{i}\t{json.dumps(ch)}")

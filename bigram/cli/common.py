@@ -1,0 +1,89 @@
+"""Pieces shared by the CLI commands."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from bigram.core.errors import BigramError
+
+
+def state(ctx: typer.Context):
+    return ctx.find_root().obj
+
+
+def get_backend(name: str):
+    """The backend class called `name`, reporting (not raising) broken plugins."""
+    from bigram.core.plugins import load_backends, report_errors
+
+    reg = load_backends()
+    info = reg.get(name)  # raises a one-line BigramError listing the available ones
+    if reg.errors and name not in reg.backends:
+        report_errors(reg)
+    return info
+
+
+def build_model(ctx: typer.Context, weights, *, dtype: str = "float32", optim=None):
+    from bigram.core.backend import AdamWConfig
+
+    st = state(ctx)
+    info = get_backend(st.backend)
+    return info.cls.create(weights, device=st.device, dtype=dtype, optim=optim or AdamWConfig())
+
+
+def load_corpus(data: Path | None, tokenizer=None):
+    from bigram.core.data import Corpus
+
+    return Corpus.load(data, tokenizer=tokenizer)
+
+
+def print_json(obj: Any) -> None:
+    """One JSON object on stdout; NaN and infinities become null."""
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    sys.stdout.write(json.dumps(clean(obj)) + "\n")
+
+
+def check_generation_options(max_new_tokens: int, temperature: float, top_k: int | None) -> None:
+    if max_new_tokens < 0:
+        raise BigramError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise BigramError(f"--temperature must be a finite number >= 0, got {temperature}; 1.0 samples the model as is")
+    if top_k is not None and top_k < 1:
+        raise BigramError(f"--top-k must be >= 1, got {top_k}; leave it out to sample from every token")
+
+
+def sample_text(model, tokenizer, *, prompt: str | None, max_new_tokens: int, seed: int,
+                temperature: float = 1.0, top_k: int | None = None) -> str:
+    """Prompt + max_new_tokens sampled characters, coins drawn in core from `seed`."""
+    import numpy as np
+
+    from bigram.core.sampling import draw_coins
+
+    if prompt:
+        bad = tokenizer.unknown_chars(prompt) if hasattr(tokenizer, "unknown_chars") else []
+        if bad:
+            shown = ", ".join(json.dumps(c) for c in bad[:20])
+            raise BigramError(
+                f"--prompt has {len(bad)} character(s) not in the model's vocabulary: {shown}; "
+                "use only characters from the training corpus (`bigram vocab --checkpoint DIR` lists them)"
+            )
+        idx = tokenizer.encode(prompt).astype(np.int64)[None, :]  # (1,T)
+    else:
+        idx = np.zeros((1, 1), dtype=np.int64)  # the lecture starts from token 0 ('\n')
+    coins = draw_coins(seed, 1, max_new_tokens)  # (1,N)
+    out = model.generate(idx, coins, temperature=temperature, top_k=top_k)  # (1,T+N)
+    return tokenizer.decode(out[0])

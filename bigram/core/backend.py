@@ -1,0 +1,101 @@
+"""The backend protocol: what core asks of a model implementation.
+
+Everything crosses this boundary as NumPy arrays and Python floats, so core,
+the cross-checks and the CLI never touch a framework's tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+WEIGHT_KEY = "token_embedding_table.weight"  # the lecture's state_dict key
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class AdamWConfig:
+    """AdamW hyperparameters; defaults are torch.optim.AdamW's, except lr."""
+
+    lr: float = 1e-2
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A bigram model built by a backend: a (V,V) table of next-token logits."""
+
+    vocab_size: int
+    device: str
+    dtype: str
+
+    def forward(self, idx: np.ndarray, targets: np.ndarray | None = None) -> tuple[np.ndarray, float | None]:
+        """idx (B,T) -> logits (B,T,V) and the mean cross-entropy against targets (B,T), or None."""
+        ...
+
+    def loss_and_grad(self, idx: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+        """The loss and its gradient with respect to the table, (V,V); no update."""
+        ...
+
+    def train_step(self, idx: np.ndarray, targets: np.ndarray) -> float:
+        """Forward, backward and one AdamW update; returns the loss before the update."""
+        ...
+
+    def eval_counts(self, counts: np.ndarray) -> float:
+        """Exact mean cross-entropy over a split summarised by its (V,V) bigram counts."""
+        ...
+
+    def generate(
+        self, idx: np.ndarray, coins: np.ndarray, temperature: float = 1.0, top_k: int | None = None
+    ) -> np.ndarray:
+        """Extend idx (B,T) by coins.shape[1] tokens, each picked by inverse CDF with one coin."""
+        ...
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Weights, AdamW moments and step, as NumPy arrays (see STATE_KEYS)."""
+        ...
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what get_state returned."""
+        ...
+
+
+# get_state()/set_state() keys. The step is a 0-d int64 array.
+STATE_KEYS = (WEIGHT_KEY, "adamw.exp_avg", "adamw.exp_avg_sq", "adamw.step")
+
+
+class Backend(Protocol):
+    """A backend class, as returned by the `bigram_backends` hook."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    @classmethod
+    def devices(cls) -> list[str]:
+        """Devices this backend can run on here, e.g. ['cpu', 'cuda']."""
+        ...
+
+    @classmethod
+    def create(
+        cls, weights: np.ndarray, *, device: str = "auto", dtype: str = "float32", optim: AdamWConfig = AdamWConfig()
+    ) -> Model:
+        """A model whose table starts as `weights` (V,V)."""
+        ...
+
+
+def fresh_state(weights: np.ndarray) -> dict[str, np.ndarray]:
+    """The state of a model that has taken no step: zero moments, step 0."""
+    return {
+        WEIGHT_KEY: weights,
+        "adamw.exp_avg": np.zeros_like(weights),
+        "adamw.exp_avg_sq": np.zeros_like(weights),
+        "adamw.step": np.array(0, dtype=np.int64),
+    }

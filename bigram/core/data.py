@@ -1,0 +1,237 @@
+"""Corpora: reading, downloading and caching Tiny Shakespeare, splits, batches."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bigram.core.errors import BigramError
+from bigram.core.tokenizer import CharTokenizer, Tokenizer
+
+# The file nanoGPT's shakespeare_char/prepare.py downloads (char-rnn's copy).
+TINY_SHAKESPEARE_URL = (
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+)
+TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+TINY_SHAKESPEARE_NAME = "tinyshakespeare.txt"
+TRAIN_FRACTION = 0.9
+
+
+def cache_dir() -> Path:
+    """Where downloads live: $BIGRAM_CACHE_DIR, else the platform's user cache."""
+    override = os.environ.get("BIGRAM_CACHE_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("bigram"))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable: fsync the directory that holds it (POSIX only)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def download_tiny_shakespeare(dest: Path | None = None, url: str | None = None) -> Path:
+    """Download Tiny Shakespeare, check its sha256 and cache it atomically.
+
+    $BIGRAM_DATA_URL overrides the address (tests point it at 127.0.0.1).
+    A file whose hash is wrong is never kept.
+    """
+    dest = dest or cache_dir() / TINY_SHAKESPEARE_NAME
+    url = url or os.environ.get("BIGRAM_DATA_URL") or TINY_SHAKESPEARE_URL
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            data = resp.read()
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise BigramError(
+            f"could not download Tiny Shakespeare from {url} ({reason}) and it is not cached at {dest}; "
+            "pass --data FILE with a local text file, or retry when online"
+        ) from None
+    got = hashlib.sha256(data).hexdigest()
+    if got != TINY_SHAKESPEARE_SHA256:
+        raise BigramError(
+            f"downloaded file from {url} has sha256 {got}, expected {TINY_SHAKESPEARE_SHA256}; "
+            "it was not kept: check the URL ($BIGRAM_DATA_URL) or pass --data FILE"
+        )
+    atomic_write_bytes(dest, data)
+    return dest
+
+
+def tiny_shakespeare_path() -> Path:
+    """The cached Tiny Shakespeare, downloading it on first use."""
+    path = cache_dir() / TINY_SHAKESPEARE_NAME
+    if path.is_file() and sha256_file(path) == TINY_SHAKESPEARE_SHA256:
+        return path
+    return download_tiny_shakespeare(path)
+
+
+def read_corpus(path: str | Path) -> str:
+    """Read a UTF-8 text file, with a one-line error for each way it can be wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise BigramError(f"corpus {path} does not exist; pass --data with the path of a UTF-8 text file")
+    if path.is_dir():
+        raise BigramError(f"corpus {path} is a directory; pass --data with the path of a UTF-8 text file")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise BigramError(f"cannot read corpus {path}: {e.strerror}; check its permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise BigramError(
+            f"corpus {path} is not UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start} (line {line}); "
+            "convert it to UTF-8 (e.g. iconv -t utf-8)"
+        ) from None
+    if not text:
+        raise BigramError(f"corpus {path} is empty; pass --data with a non-empty text file")
+    return text
+
+
+@dataclass
+class Corpus:
+    """A tokenized text split into train (first 90%) and val (last 10%)."""
+
+    tokenizer: Tokenizer
+    train: np.ndarray  # (N_train,) token ids
+    val: np.ndarray  # (N_val,) token ids
+    sha256: str
+    source: str
+
+    @classmethod
+    def from_text(cls, text: str, *, tokenizer: Tokenizer | None = None, source: str = "<text>") -> "Corpus":
+        tokenizer = tokenizer or CharTokenizer.from_text(text)
+        data = tokenizer.encode(text)
+        n = int(TRAIN_FRACTION * len(data))  # the lecture's split: int(0.9*len(data))
+        sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return cls(tokenizer, data[:n], data[n:], sha, source)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, tokenizer: Tokenizer | None = None) -> "Corpus":
+        """Load `path`, or Tiny Shakespeare from the cache when it is None."""
+        path = Path(path) if path is not None else tiny_shakespeare_path()
+        return cls.from_text(read_corpus(path), tokenizer=tokenizer, source=str(path))
+
+    def split(self, name: str) -> np.ndarray:
+        if name == "train":
+            return self.train
+        if name == "val":
+            return self.val
+        raise ValueError(f"unknown split {name!r}: use 'train' or 'val'")
+
+    def check_block_size(self, block_size: int) -> None:
+        """Each split needs at least one window of block_size + 1 tokens."""
+        for name in ("train", "val"):
+            n = len(self.split(name))
+            if n < block_size + 2:
+                raise BigramError(
+                    f"the {name} split has {n} tokens, too few for --block-size {block_size} "
+                    f"(needs at least {block_size + 2}); use a longer corpus or a smaller --block-size"
+                )
+
+
+class Batcher:
+    """Random (B,T) windows of a split, `y` being `x` shifted by one.
+
+    Offsets come from a seeded PCG64 stream as floor(u * n_windows) with one
+    uniform u per row. Each u costs exactly one 64-bit draw, so drawing k
+    steps at once gives the same offsets as k single steps, and the state is
+    just the generator's state (saved with checkpoints for exact resume).
+    """
+
+    def __init__(self, data: np.ndarray, batch_size: int, block_size: int, seed: int):
+        if len(data) < block_size + 1:
+            raise BigramError(
+                f"split has {len(data)} tokens, fewer than --block-size + 1 = {block_size + 1}; "
+                "use a longer corpus or a smaller --block-size"
+            )
+        self.data = data
+        self.batch_size = batch_size
+        self.block_size = block_size
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self._arange = np.arange(block_size + 1)  # (T+1,)
+
+    @property
+    def n_windows(self) -> int:
+        """Valid window starts: 0 .. len(data) - T - 1, so y never reads past the end."""
+        return len(self.data) - self.block_size
+
+    def offsets(self, steps: int | None = None) -> np.ndarray:
+        """Window starts for one step (B,), or for `steps` steps at once (steps, B)."""
+        shape = (self.batch_size,) if steps is None else (steps, self.batch_size)
+        return (self.rng.random(shape) * self.n_windows).astype(np.int64)
+
+    def windows(self, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gather (..., T) inputs and targets for the given window starts."""
+        win = self.data[offsets[..., None] + self._arange]  # (..., T+1)
+        return win[..., :-1], win[..., 1:]
+
+    def get_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """One batch: x (B,T) and y (B,T) with y[:, t] = x[:, t+1]'s successor."""
+        return self.windows(self.offsets())
+
+    def get_state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+
+def bigram_counts(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+    """C[i, j] = how often token j follows token i in `tokens`. (V,V) int64.
+
+    This is data statistics, not model math: the exact loss of any table over
+    a split, and its gradient, depend on the split only through these counts.
+    """
+    V = vocab_size
+    counts = np.zeros(V * V, dtype=np.int64)
+    step = 1 << 24  # bounded scratch memory on very large token arrays
+    for start in range(0, max(len(tokens) - 1, 0), step):
+        stop = min(start + step, len(tokens) - 1)
+        a = tokens[start:stop].astype(np.int64)
+        b = tokens[start + 1 : stop + 1]
+        counts += np.bincount(a * V + b, minlength=V * V)
+    return counts.reshape(V, V)

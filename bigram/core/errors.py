@@ -1,0 +1,15 @@
+"""The one exception type the CLI turns into a one-line message and exit code 2."""
+
+
+class BigramError(Exception):
+    """A problem with the user's input, stated with its fix.
+
+    The message is one line: what is wrong, then what to do about it. The CLI
+    prints it without a traceback and exits with `exit_code`.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,0 +1,132 @@
+"""Tokenizers: text <-> integer ids, vectorized, never a per-character loop."""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable, Protocol, runtime_checkable
+
+import numpy as np
+
+from bigram.core.errors import BigramError
+
+# Encoding works on chunks of this many characters so that a 100 MB corpus
+# never needs its whole UTF-32 copy (4 bytes/char) in memory at once.
+_CHUNK = 1 << 22
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned dtype that holds every id of this vocabulary."""
+    if vocab_size <= 1 << 8:
+        return np.dtype(np.uint8)
+    if vocab_size <= 1 << 16:
+        return np.dtype(np.uint16)
+    return np.dtype(np.uint32)
+
+
+def _codepoints(text: str) -> np.ndarray:
+    """Unicode code points of `text` as uint32, one per character."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What core needs from a tokenizer."""
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode(self, text: str) -> np.ndarray: ...
+
+    def decode(self, ids: Iterable[int]) -> str: ...
+
+    def to_json(self) -> dict: ...
+
+
+class CharTokenizer:
+    """One id per distinct character, ids in sorted character order.
+
+    On Tiny Shakespeare this gives the lecture's 65 characters with '\\n' as id 0.
+    """
+
+    kind = "char"
+
+    def __init__(self, chars: Iterable[str]):
+        chars = list(chars)
+        if any(len(c) != 1 for c in chars):
+            raise ValueError("every vocabulary entry must be a single character")
+        if sorted(set(chars)) != chars:
+            raise ValueError("vocabulary must be sorted and free of duplicates")
+        if not chars:
+            raise BigramError("the vocabulary is empty: train on a non-empty corpus")
+        self.chars = chars
+        self._cps = np.array([ord(c) for c in chars], dtype=np.uint32)  # sorted
+        self._char_array = np.array(chars, dtype="<U1")
+        self.dtype = token_dtype(len(chars))
+
+    @classmethod
+    def from_text(cls, text: str) -> "CharTokenizer":
+        """Build the vocabulary from every character that occurs in `text`."""
+        seen = np.zeros(0, dtype=np.uint32)
+        for start in range(0, len(text), _CHUNK):
+            seen = np.union1d(seen, np.unique(_codepoints(text[start : start + _CHUNK])))
+        return cls(chr(int(cp)) for cp in seen)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def unknown_chars(self, text: str) -> list[str]:
+        """Characters of `text` that are not in the vocabulary, sorted."""
+        cps = np.unique(_codepoints(text))
+        return [chr(int(c)) for c in np.setdiff1d(cps, self._cps)]
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids for `text`, as the smallest unsigned dtype that holds the vocab."""
+        out = np.empty(len(text), dtype=self.dtype)
+        for start in range(0, len(text), _CHUNK):
+            cps = _codepoints(text[start : start + _CHUNK])
+            ids = np.searchsorted(self._cps, cps)  # sorted vocab: binary search per char
+            ids = np.minimum(ids, len(self._cps) - 1)
+            if not np.array_equal(self._cps[ids], cps):
+                bad = self.unknown_chars(text[start : start + _CHUNK])
+                raise BigramError(
+                    f"{len(bad)} character(s) not in the vocabulary: {_show(bad)}; "
+                    "use only characters the model was trained on (see config.json's 'vocab')"
+                )
+            out[start : start + len(cps)] = ids
+        return out
+
+    def decode(self, ids: Iterable[int]) -> str:
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise ValueError(f"token id out of range for vocab of {self.vocab_size}")
+        return "".join(self._char_array[ids].tolist())
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "chars": "".join(self.chars)}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "CharTokenizer":
+        if not isinstance(obj, dict) or obj.get("kind") != cls.kind or not isinstance(obj.get("chars"), str):
+            raise ValueError("not a char tokenizer")
+        return cls(list(obj["chars"]))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CharTokenizer) and self.chars == other.chars
+
+    def __repr__(self) -> str:
+        return f"CharTokenizer(vocab_size={self.vocab_size})"
+
+
+def _show(chars: list[str], limit: int = 20) -> str:
+    """Characters as a readable list: repr() makes '\\n' and spaces visible."""
+    shown = ", ".join(json.dumps(c) for c in chars[:limit])
+    return shown + (f" and {len(chars) - limit} more" if len(chars) > limit else "")
+
+
+def tokenizer_from_json(obj: dict) -> Tokenizer:
+    """Rebuild a tokenizer saved with `to_json`."""
+    kind = obj.get("kind") if isinstance(obj, dict) else None
+    if kind == CharTokenizer.kind:
+        return CharTokenizer.from_json(obj)
+    raise ValueError(f"unknown tokenizer kind {kind!r}")
