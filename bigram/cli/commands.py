@@ -129,4 +129,4 @@ def vocab(checkpoint: Path = typer.Option(Path("out"), "--checkpoint", help="Che
 
     tok = tokenizer_from_json(load_config(checkpoint).get("tokenizer"))
     for i, ch in enumerate(tok.chars):
-        print(f"{i}\t{json.dumps(ch)}")
+        print(f"{i}\t{json.dumps(ch, ensure_ascii=False)}")

@@ -76,7 +76,7 @@ def sample_text(model, tokenizer, *, prompt: str | None, max_new_tokens: int, se
     if prompt:
         bad = tokenizer.unknown_chars(prompt) if hasattr(tokenizer, "unknown_chars") else []
         if bad:
-            shown = ", ".join(json.dumps(c) for c in bad[:20])
+            shown = ", ".join(json.dumps(c, ensure_ascii=False) for c in bad[:20])
             raise BigramError(
                 f"--prompt has {len(bad)} character(s) not in the model's vocabulary: {shown}; "
                 "use only characters from the training corpus (`bigram vocab --checkpoint DIR` lists them)"

@@ -120,7 +120,7 @@ class CharTokenizer:
 
 def _show(chars: list[str], limit: int = 20) -> str:
     """Characters as a readable list: repr() makes '\\n' and spaces visible."""
-    shown = ", ".join(json.dumps(c) for c in chars[:limit])
+    shown = ", ".join(json.dumps(c, ensure_ascii=False) for c in chars[:limit])
     return shown + (f" and {len(chars) - limit} more" if len(chars) > limit else "")
 
 
