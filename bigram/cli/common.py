@@ -44,17 +44,9 @@ def load_corpus(data: Path | None, tokenizer=None):
 
 def print_json(obj: Any) -> None:
     """One JSON object on stdout; NaN and infinities become null."""
+    from bigram.core.metrics import json_safe
 
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-
-    sys.stdout.write(json.dumps(clean(obj)) + "\n")
+    sys.stdout.write(json.dumps(json_safe(obj)) + "\n")
 
 
 def check_generation_options(max_new_tokens: int, temperature: float, top_k: int | None) -> None:

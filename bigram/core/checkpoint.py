@@ -14,7 +14,6 @@ missing.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from bigram import __version__
 from bigram.core.backend import STATE_KEYS, WEIGHT_KEY
 from bigram.core.data import atomic_write_bytes
 from bigram.core.errors import BigramError
+from bigram.core.metrics import json_safe
 from bigram.core.tokenizer import Tokenizer, tokenizer_from_json
 
 FORMAT_VERSION = 1
@@ -72,19 +72,8 @@ def save_checkpoint(out_dir: str | Path, state: dict[str, np.ndarray], tokenizer
         step=int(state["adamw.step"]),
         tokenizer=tokenizer.to_json(),
     )
-    atomic_write_bytes(out / CONFIG_FILE, (json.dumps(_finite(cfg), indent=2) + "\n").encode())
+    atomic_write_bytes(out / CONFIG_FILE, (json.dumps(json_safe(cfg), indent=2) + "\n").encode())
     return out
-
-
-def _finite(obj):
-    """JSON has no NaN/Infinity: write them as null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _read_tensors(path: Path, hint: str) -> dict[str, np.ndarray]:

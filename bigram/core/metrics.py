@@ -9,6 +9,17 @@ from pathlib import Path
 METRICS_FILE = "metrics.jsonl"
 
 
+def json_safe(obj):
+    """A copy of obj that JSON can hold: NaN and infinities become null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 class MetricsLog:
     """Appends {"step", "train_loss", "val_loss", ...} records to DIR/metrics.jsonl."""
 
@@ -17,7 +28,7 @@ class MetricsLog:
         self.records: list[dict] = []
 
     def append(self, record: dict) -> None:
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+        clean = json_safe(record)
         self.records.append(clean)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
