@@ -71,3 +71,4 @@ def main(argv: list[str] | None = None) -> None:
 from bigram.cli import commands  # noqa: E402,F401
 from bigram.cli import evaluate  # noqa: E402,F401
 from bigram.cli import explain  # noqa: E402,F401
+from bigram.cli import plot  # noqa: E402,F401
