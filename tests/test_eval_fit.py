@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from collections import Counter
 from functools import lru_cache
 
@@ -154,3 +156,22 @@ def test_eval_one_split_and_bad_options(tmp_path, capsys):
     code, _, err = run(["-b", "numpy", "fit", "--data", str(a), "--smoothing", "-1", "--out", str(tmp_path / "x")],
                        capsys)
     assert code == 2 and "--smoothing" in err and not (tmp_path / "x").exists()
+
+
+def test_numpy_eval_fit_and_explain_never_load_torch(tmp_path):
+    a = small_corpus(tmp_path, "a.txt", "abcab cba bca abc " * 50)
+    code = f"""
+import sys
+from bigram.cli.app import main
+for argv in (["fit", "--data", {str(a)!r}, "--out", {str(tmp_path / 'ck')!r}, "--json"],
+             ["eval", "--checkpoint", {str(tmp_path / 'ck')!r}, "--json"],
+             ["explain", "--data", {str(a)!r}]):
+    try:
+        main(["-b", "numpy", *argv])
+    except SystemExit as e:
+        assert not e.code, e.code
+print("torch" in sys.modules)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "False"

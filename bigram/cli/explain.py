@@ -45,7 +45,10 @@ def explain(
         from bigram.core.checkpoint import load_checkpoint
 
         ck = load_checkpoint(checkpoint)
-        corpus, W, source = load_corpus(data, ck.tokenizer), ck.weights, str(checkpoint)
+        from bigram.cli.evaluate import default_data
+
+        corpus = load_corpus(default_data(ck.config, data), ck.tokenizer)
+        W, source = ck.weights, str(checkpoint)
     else:
         corpus = load_corpus(data)
         W, source = init_weights(corpus.tokenizer.vocab_size, seed), f"untrained N(0,1) table (seed {seed})"
@@ -127,8 +130,12 @@ def _init(ex, con) -> None:
     """the loss to expect at initialization"""
     _p(con, f"if every next character were equally likely: -ln(1/{ex.vocab_size}) = ln {ex.vocab_size} "
             f"= {ex.expected_init_loss:.4f}")
-    _p(con, f"observed on this batch: {ex.batch_loss:.4f}. N(0,1) logits are not uniform, so an untrained "
-            "table is confidently wrong and starts above ln V; training brings it down to about 2.45.")
+    if ex.weights.startswith("untrained"):
+        why = ("N(0,1) logits are not uniform, so an untrained table is confidently wrong and starts above "
+               "ln V (about ln V + 1/2); training brings it down toward the optimum (`bigram eval`).")
+    else:
+        why = "a trained table should sit well below ln V, the loss of knowing nothing."
+    _p(con, f"observed on this batch: {ex.batch_loss:.4f}. {why}")
 
 
 def _generate(ex, con) -> None:
