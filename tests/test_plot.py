@@ -47,21 +47,12 @@ def assert_drawn_png(path):
         assert len(np.unique(half.reshape(-1, 3), axis=0)) > 50  # lines, text, a colour map
 
 
-def test_plot_writes_a_png_with_both_panels(trained, capsys):
-    code, out, err = run(["-b", "numpy", "plot", "--checkpoint", str(trained)], capsys)
+def test_plot_writes_a_png_with_both_panels(trained, tmp_path, capsys):
+    # Trained on numpy, drawn by torch: the heatmap is whichever backend's softmax.
+    code, out, err = run(["-b", "torch", "plot", "--checkpoint", str(trained)], capsys)
     assert code == 0, err
     assert out.strip() == str(trained / "plot.png")
     assert_drawn_png(trained / "plot.png")
-
-
-def test_plot_of_a_fit_to_a_chosen_file_on_torch(shakespeare_path, tmp_path, capsys):
-    code, _, err = run(["-b", "numpy", "fit", "--data", str(shakespeare_path), "--out", str(tmp_path / "fit"),
-                        "--json"], capsys)
-    assert code == 0, err
-    code, _, err = run(["-b", "torch", "plot", "--checkpoint", str(tmp_path / "fit"), "--out",
-                        str(tmp_path / "fit.png")], capsys)
-    assert code == 0, err
-    assert_drawn_png(tmp_path / "fit.png")
 
 
 def test_optimum_line_is_the_train_mle_of_the_checkpoint_corpus(trained, shakespeare):
@@ -91,7 +82,9 @@ def test_missing_matplotlib_is_one_line_naming_the_extra(trained, tmp_path, caps
 def test_plot_without_metrics_or_corpus_still_draws_the_table(tmp_path, capsys):
     corpus_path = tmp_path / "tiny.txt"
     corpus_path.write_text("hello world, hello bigram.\n" * 40, encoding="utf-8")
-    run(["-b", "numpy", "fit", "--data", str(corpus_path), "--out", str(tmp_path / "ck"), "--json"], capsys)
+    code, _, err = run(["-b", "numpy", "fit", "--data", str(corpus_path), "--out", str(tmp_path / "ck"), "--json"],
+                       capsys)
+    assert code == 0, err
     (tmp_path / "ck" / "metrics.jsonl").unlink()
     cfg = json.loads((tmp_path / "ck" / "config.json").read_text())
     cfg["corpus"]["source"] = str(tmp_path / "gone.txt")
@@ -99,7 +92,7 @@ def test_plot_without_metrics_or_corpus_still_draws_the_table(tmp_path, capsys):
     (tmp_path / "ck" / "config.json").write_text(json.dumps(cfg))
     code, _, err = run(["-b", "numpy", "plot", "--checkpoint", str(tmp_path / "ck")], capsys)
     assert code == 0 and "no metrics.jsonl" in err and "optimum line is left out" in err
-    assert (tmp_path / "ck" / "plot.png").read_bytes()[:8] == PNG_MAGIC
+    assert_drawn_png(tmp_path / "ck" / "plot.png")  # a fit's table with its small vocab
     code, _, err = run(["-b", "numpy", "plot", "--checkpoint", str(tmp_path / "ck"), "--out",
                         str(tmp_path / "nodir" / "p.png")], capsys)
     assert code == 2 and "--out" in err
