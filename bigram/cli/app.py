@@ -69,3 +69,6 @@ def main(argv: list[str] | None = None) -> None:
 
 # Commands live in their own modules and register themselves on `app`.
 from bigram.cli import commands  # noqa: E402,F401
+from bigram.cli import evaluate  # noqa: E402,F401
+from bigram.cli import explain  # noqa: E402,F401
+from bigram.cli import plot  # noqa: E402,F401

@@ -1,0 +1,117 @@
+"""`bigram eval` (exact loss of a checkpoint) and `bigram fit` (the closed-form optimum)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from bigram.cli.app import app
+from bigram.cli.common import build_model, get_backend, load_corpus, print_json, state
+from bigram.core.evaluate import DEFAULT_SMOOTHING
+
+DATA_HELP = "UTF-8 text file (default: the corpus the checkpoint names if present, else Tiny Shakespeare)."
+
+
+def default_data(config: dict, data: Path | None) -> Path | None:
+    """--data if given, else the checkpoint's own corpus when that file is still there."""
+    if data is not None:
+        return data
+    source = (config.get("corpus") or {}).get("source")
+    return Path(source) if source and Path(source).is_file() else None
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+@app.command("eval")
+def eval_command(
+    ctx: typer.Context,
+    checkpoint: Path = typer.Option(Path("out"), "--checkpoint", help="Checkpoint directory."),
+    data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
+    split: str = typer.Option("both", "--split", help="train, val or both."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
+) -> None:
+    """Exact loss over each whole split, the best loss any bigram reaches on train, and the gap.
+
+    gap = train_loss - optimum_train_loss, where the optimum is the train loss
+    of the unsmoothed train MLE (`bigram fit --smoothing 0`).
+    """
+    from bigram.core.checkpoint import load_checkpoint
+    from bigram.core.evaluate import evaluate_counts, load_corpus_for, parse_split
+
+    splits = parse_split(split)
+    get_backend(state(ctx).backend)  # an unknown backend fails before any reading
+    ck = load_checkpoint(checkpoint)
+    corpus, counts, warnings = load_corpus_for(ck, default_data(ck.config, data))
+    for w in warnings:
+        _say(w)
+    model = build_model(ctx, ck.weights, dtype=str(ck.weights.dtype))
+    result = evaluate_counts(model, counts, splits)
+    if json_out:
+        print_json(result.to_json())
+        return
+    _print_eval(result, corpus)
+
+
+def _print_eval(r, corpus) -> None:
+    print(f"corpus {corpus.source}: {len(corpus.train):,} train / {len(corpus.val):,} val tokens")
+    for name, loss in (("train", r.train_loss), ("val", r.val_loss)):
+        if loss is not None:
+            print(f"{name} loss (exact, every position): {loss:.6f}")
+    print(f"optimum train loss (train MLE):      {r.optimum_train_loss:.6f}")
+    if r.gap is not None:
+        print(f"gap (train loss - optimum):          {r.gap:.6f}")
+
+
+@app.command()
+def fit(
+    ctx: typer.Context,
+    data: Optional[Path] = typer.Option(None, "--data", help="UTF-8 text file (default: Tiny Shakespeare, cached)."),
+    smoothing: float = typer.Option(
+        DEFAULT_SMOOTHING, "--smoothing", help="Add-k smoothing of the counts (0: the pure train MLE)."
+    ),
+    out: Path = typer.Option(Path("out-fit"), "--out", help="Checkpoint directory to write."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
+) -> None:
+    """Write the closed-form best table, log((C + k) / rowsum), as an ordinary checkpoint."""
+    from bigram.core.backend import fresh_state
+    from bigram.core.checkpoint import save_checkpoint
+    from bigram.core.evaluate import check_smoothing, evaluate_counts, fit_table, split_counts
+
+    check_smoothing(smoothing)
+    st = state(ctx)
+    get_backend(st.backend)
+    corpus = load_corpus(data)
+    counts = split_counts(corpus)
+    W = fit_table(counts["train"], smoothing)  # (V,V) float32 log-probabilities
+    model = build_model(ctx, W, dtype=str(W.dtype))
+    r = evaluate_counts(model, counts)  # measured by the backend, not assumed
+    config = {
+        "backend": st.backend, "device": model.device, "dtype": model.dtype, "fit": {"smoothing": smoothing},
+        "corpus": {"sha256": corpus.sha256, "source": corpus.source},
+        "metrics": {"train_loss": r.train_loss, "val_loss": r.val_loss, "optimum_train_loss": r.optimum_train_loss},
+    }
+    ckpt = str(save_checkpoint(out, fresh_state(W), corpus.tokenizer, config))
+    _write_fit_metrics(Path(ckpt), r)
+    if json_out:
+        print_json({"train_loss": r.train_loss, "val_loss": r.val_loss, "checkpoint": ckpt,
+                    "smoothing": smoothing, "optimum_train_loss": r.optimum_train_loss})
+        return
+    print(f"fit (smoothing {smoothing:g}) on {corpus.source}: train loss {r.train_loss:.6f}, "
+          f"val loss {r.val_loss:.6f} (optimum train loss {r.optimum_train_loss:.6f})")
+    print(f"saved checkpoint to {ckpt}")
+
+
+def _write_fit_metrics(out: Path, r) -> None:
+    """One step-0 record, replacing any older run's: `bigram plot` then shows the fit's losses."""
+    import json
+
+    from bigram.core.data import atomic_write_bytes
+    from bigram.core.metrics import METRICS_FILE
+
+    record = {"step": 0, "train_loss": r.train_loss, "val_loss": r.val_loss}
+    atomic_write_bytes(out / METRICS_FILE, (json.dumps(record) + "\n").encode())

@@ -1,0 +1,66 @@
+"""`bigram plot`: loss curves with the optimum, and the learned table as a heatmap, in one PNG."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from bigram.cli.app import app
+from bigram.cli.common import build_model, get_backend, state
+from bigram.cli.evaluate import DATA_HELP, default_data
+
+PLOT_FILE = "plot.png"
+
+
+def optimum_for(ck, data: Path | None) -> float | None:
+    """The train MLE's train loss: from a fit's config, else counted from the corpus, else None."""
+    known = (ck.config.get("metrics") or {}).get("optimum_train_loss")
+    if isinstance(known, (int, float)) and data is None:
+        return float(known)
+    data = default_data(ck.config, data)
+    if data is None:
+        print("warning: the checkpoint's corpus is not on disk, so the optimum line is left out; "
+              "pass --data FILE to draw it", file=sys.stderr)
+        return None
+    from bigram.core.evaluate import load_corpus_for
+    from bigram.core.optimum import optimal_loss
+
+    _, counts, warnings = load_corpus_for(ck, data)
+    for w in warnings:
+        print(w, file=sys.stderr)
+    return optimal_loss(counts["train"])
+
+
+@app.command()
+def plot(
+    ctx: typer.Context,
+    checkpoint: Path = typer.Option(Path("out"), "--checkpoint", help="Checkpoint directory."),
+    out: Optional[Path] = typer.Option(None, "--out", help=f"PNG to write (default: DIR/{PLOT_FILE})."),
+    data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP + " Used for the optimum line."),
+) -> None:
+    """Draw DIR/metrics.jsonl's train and val loss with the optimum, beside P(next | current)."""
+    from bigram.core.checkpoint import load_checkpoint
+    from bigram.core.explain import probs_of
+    from bigram.core.metrics import read_metrics
+    from bigram.core.plot import plot_run, pyplot
+
+    pyplot()  # a missing matplotlib is reported before any work
+    st = state(ctx)
+    get_backend(st.backend)
+    ck = load_checkpoint(checkpoint)
+    records = read_metrics(checkpoint)
+    if not records:
+        print(f"warning: {checkpoint} has no metrics.jsonl; the loss panel is empty", file=sys.stderr)
+    optimum = optimum_for(ck, data)
+    model = build_model(ctx, ck.weights, dtype=str(ck.weights.dtype))
+    V = ck.tokenizer.vocab_size
+    rows = np.arange(V)[None, :]  # (1,V): every character once
+    probs = probs_of(model, rows, model.forward(rows)[0])[0]  # (V,V) from the backend
+    chars = [ck.tokenizer.decode([i]) for i in range(V)]
+    path = plot_run(out or checkpoint / PLOT_FILE, records, probs, chars, optimum=optimum,
+                    title=f"bigram {checkpoint} (backend {st.backend}, step {ck.step})")
+    print(path)
