@@ -102,7 +102,8 @@ def test_fit_train_loss_equals_an_independent_count(backend, shakespeare_path, t
         if k > 0:  # with k = 0 an unseen val pair has probability 0 (the checkpoint: float32 tiny)
             assert abs(got["val_loss"] - addk_loss(val, train, vocab, k)) < 1e-6
     # k = 0 is the MLE itself: nothing left between it and the optimum.
-    ev = run_json(["-b", backend, "eval", "--checkpoint", str(tmp_path / "fit0.0"), "--json"], capsys)
+    ev = run_json(["-b", backend, "eval", "--checkpoint", str(tmp_path / "fit0.0"), "--data", str(shakespeare_path),
+                   "--json"], capsys)
     assert abs(ev["gap"]) < 1e-6
     assert abs(ev["optimum_train_loss"] - addk_loss(train, train, vocab, 0.0)) < 1e-9
 
@@ -110,7 +111,8 @@ def test_fit_train_loss_equals_an_independent_count(backend, shakespeare_path, t
 def test_fit_checkpoint_is_ordinary_on_every_backend(shakespeare_path, tmp_path, capsys):
     ck = tmp_path / "fit"
     run_json(["-b", "numpy", "fit", "--data", str(shakespeare_path), "--out", str(ck), "--json"], capsys)
-    evals = [run_json(["-b", b, "eval", "--checkpoint", str(ck), "--json"], capsys) for b in BACKENDS]
+    evals = [run_json(["-b", b, "eval", "--checkpoint", str(ck), "--data", str(shakespeare_path), "--json"], capsys)
+             for b in BACKENDS]
     assert abs(evals[0]["val_loss"] - evals[1]["val_loss"]) < 1e-9
     texts = []
     for b in BACKENDS:
@@ -132,8 +134,16 @@ def test_eval_warns_on_another_corpus_with_the_same_vocab(tmp_path, capsys):
     run_json(["-b", "numpy", "fit", "--data", str(a), "--out", str(tmp_path / "ck"), "--json"], capsys)
     code, out, err = run(["-b", "numpy", "eval", "--checkpoint", str(tmp_path / "ck"), "--data", str(b)], capsys)
     assert code == 0 and "warning" in err and "sha256" in err
+    code, out, err = run(["-b", "numpy", "eval", "--checkpoint", str(tmp_path / "ck"), "--data", str(a)], capsys)
+    assert code == 0 and "warning" not in err  # the checkpoint's own corpus
+
+
+def test_eval_never_opens_the_path_a_checkpoint_names(tmp_path, capsys):
+    a = small_corpus(tmp_path, "a.txt", "abcab cba bca abc " * 50)
+    run_json(["-b", "numpy", "fit", "--data", str(a), "--out", str(tmp_path / "ck"), "--json"], capsys)
+    # Without --data, eval takes Tiny Shakespeare from the (empty, offline) cache, not a.txt.
     code, out, err = run(["-b", "numpy", "eval", "--checkpoint", str(tmp_path / "ck")], capsys)
-    assert code == 0 and "warning" not in err  # default --data: the checkpoint's own corpus
+    assert code == 2 and "--data" in err and str(a) not in err
 
 
 @pytest.mark.parametrize("other", ["abcab cba bcaz " * 50, "abab ba " * 50])
@@ -149,7 +159,8 @@ def test_eval_refuses_a_corpus_with_another_vocab(other, tmp_path, capsys):
 def test_eval_one_split_and_bad_options(tmp_path, capsys):
     a = small_corpus(tmp_path, "a.txt", "abcab cba bca abc " * 50)
     run_json(["-b", "numpy", "fit", "--data", str(a), "--out", str(tmp_path / "ck"), "--json"], capsys)
-    got = run_json(["-b", "numpy", "eval", "--checkpoint", str(tmp_path / "ck"), "--split", "val", "--json"], capsys)
+    got = run_json(["-b", "numpy", "eval", "--checkpoint", str(tmp_path / "ck"), "--data", str(a), "--split", "val",
+                    "--json"], capsys)
     assert got["train_loss"] is None and got["gap"] is None and got["val_loss"] > 0
     code, _, err = run(["-b", "numpy", "eval", "--checkpoint", str(tmp_path / "ck"), "--split", "test"], capsys)
     assert code == 2 and "--split" in err
@@ -164,7 +175,7 @@ def test_numpy_eval_fit_and_explain_never_load_torch(tmp_path):
 import sys
 from bigram.cli.app import main
 for argv in (["fit", "--data", {str(a)!r}, "--out", {str(tmp_path / 'ck')!r}, "--json"],
-             ["eval", "--checkpoint", {str(tmp_path / 'ck')!r}, "--json"],
+             ["eval", "--checkpoint", {str(tmp_path / 'ck')!r}, "--data", {str(a)!r}, "--json"],
              ["explain", "--data", {str(a)!r}]):
     try:
         main(["-b", "numpy", *argv])

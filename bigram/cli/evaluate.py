@@ -12,15 +12,9 @@ from bigram.cli.app import app
 from bigram.cli.common import build_model, get_backend, load_corpus, print_json, state
 from bigram.core.evaluate import DEFAULT_SMOOTHING
 
-DATA_HELP = "UTF-8 text file (default: the corpus the checkpoint names if present, else Tiny Shakespeare)."
-
-
-def default_data(config: dict, data: Path | None) -> Path | None:
-    """--data if given, else the checkpoint's own corpus when that file is still there."""
-    if data is not None:
-        return data
-    source = (config.get("corpus") or {}).get("source")
-    return Path(source) if source and Path(source).is_file() else None
+# A checkpoint records where its corpus came from, but that path is never opened:
+# a checkpoint from elsewhere must not make bigram read files the user did not name.
+DATA_HELP = "UTF-8 text file the checkpoint was trained on (default: Tiny Shakespeare, cached)."
 
 
 def _say(msg: str) -> None:
@@ -46,7 +40,7 @@ def eval_command(
     splits = parse_split(split)
     get_backend(state(ctx).backend)  # an unknown backend fails before any reading
     ck = load_checkpoint(checkpoint)
-    corpus, counts, warnings = load_corpus_for(ck, default_data(ck.config, data))
+    corpus, counts, warnings = load_corpus_for(ck, data)
     for w in warnings:
         _say(w)
     model = build_model(ctx, ck.weights, dtype=str(ck.weights.dtype))

@@ -45,9 +45,8 @@ def explain(
         from bigram.core.checkpoint import load_checkpoint
 
         ck = load_checkpoint(checkpoint)
-        from bigram.cli.evaluate import default_data
 
-        corpus = load_corpus(default_data(ck.config, data), ck.tokenizer)
+        corpus = load_corpus(data, ck.tokenizer)
         W, source = ck.weights, str(checkpoint)
     else:
         corpus = load_corpus(data)

@@ -11,19 +11,18 @@ import typer
 
 from bigram.cli.app import app
 from bigram.cli.common import build_model, get_backend, state
-from bigram.cli.evaluate import DATA_HELP, default_data
+from bigram.cli.evaluate import DATA_HELP
 
 PLOT_FILE = "plot.png"
 
 
 def optimum_for(ck, data: Path | None) -> float | None:
-    """The train MLE's train loss: from a fit's config, else counted from the corpus, else None."""
+    """The train MLE's train loss: recorded by train/fit in config.json, else counted from --data."""
     known = (ck.config.get("metrics") or {}).get("optimum_train_loss")
     if isinstance(known, (int, float)) and data is None:
         return float(known)
-    data = default_data(ck.config, data)
     if data is None:
-        print("warning: the checkpoint's corpus is not on disk, so the optimum line is left out; "
+        print("warning: the checkpoint records no optimum, so the optimum line is left out; "
               "pass --data FILE to draw it", file=sys.stderr)
         return None
     from bigram.core.evaluate import load_corpus_for

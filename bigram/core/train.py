@@ -16,6 +16,7 @@ from bigram.core.checkpoint import save_checkpoint
 from bigram.core.data import Batcher, Corpus, bigram_counts
 from bigram.core.errors import BigramError
 from bigram.core.metrics import METRICS_FILE, MetricsLog
+from bigram.core.optimum import optimal_loss
 from bigram.core.sampling import seed_streams
 
 # Defaults. Batch, block and seed are the lecture's. The lecture's lr (1e-3)
@@ -156,7 +157,8 @@ def train(
             backend=backend, device=model.device, dtype=model.dtype, train=cfg.to_json(),
             corpus={"sha256": corpus.sha256, "source": corpus.source},
             batcher_state=batcher.get_state(),
-            metrics={"train_loss": losses["train"], "val_loss": losses["val"]},
+            metrics={"train_loss": losses["train"], "val_loss": losses["val"],
+                     "optimum_train_loss": optimal_loss(evaluate.counts["train"])},
         )
         ckpt = str(save_checkpoint(out, model.get_state(), corpus.tokenizer, config))
         log(f"saved checkpoint to {ckpt}")
