@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("error: aborted (end of input); run the command again", file=sys.stderr)
         sys.exit(1)
+    except MemoryError:
+        print("error: out of memory; lower --batch-size or --block-size, or use a smaller corpus", file=sys.stderr)
+        sys.exit(2)
     except OSError as e:  # the disk or the OS refused: full disk, permissions
         where = f" ({e.filename})" if e.filename else ""
         print(f"error: {e.strerror or e}{where}; check the path, its permissions and free space", file=sys.stderr)

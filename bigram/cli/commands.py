@@ -136,9 +136,8 @@ def vocab(checkpoint: Path = typer.Option(Path("out"), "--checkpoint", help="Che
     """Print a checkpoint's vocabulary, one id and character per line."""
     import json
 
-    from bigram.core.checkpoint import load_config
-    from bigram.core.tokenizer import tokenizer_from_json
+    from bigram.core.checkpoint import config_tokenizer, load_config
 
-    tok = tokenizer_from_json(load_config(checkpoint).get("tokenizer"))
+    tok = config_tokenizer(load_config(checkpoint), checkpoint)
     for i, ch in enumerate(tok.chars):
         print(f"{i}\t{json.dumps(ch)}")

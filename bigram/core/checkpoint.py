@@ -254,10 +254,7 @@ def load_checkpoint(ckpt_dir: str | Path) -> Checkpoint:
     d = resolve_checkpoint_dir(ckpt_dir)
     cfg = load_config(d)
     hint = "retrain with `bigram train --out DIR` or point --checkpoint at a complete checkpoint"
-    try:
-        tokenizer = tokenizer_from_json(cfg.get("tokenizer"))
-    except (ValueError, TypeError, BigramError) as e:
-        raise BigramError(f"{d / CONFIG_FILE} has an invalid tokenizer ({e}); {hint}") from None
+    tokenizer = config_tokenizer(cfg, d)
     V = tokenizer.vocab_size
     model = _read_tensors(d / MODEL_FILE, hint)
     W = model.get(WEIGHT_KEY)
@@ -284,3 +281,12 @@ def load_checkpoint(ckpt_dir: str | Path) -> Checkpoint:
         )
     assert set(state) == set(STATE_KEYS)
     return Checkpoint(state=state, tokenizer=tokenizer, config=cfg)
+
+
+def config_tokenizer(cfg: dict, ckpt_dir: str | Path) -> Tokenizer:
+    """The tokenizer saved in a checkpoint's config, or a one-line BigramError."""
+    hint = "retrain with `bigram train --out DIR` or point --checkpoint at a complete checkpoint"
+    try:
+        return tokenizer_from_json(cfg.get("tokenizer"))
+    except (ValueError, TypeError, BigramError) as e:
+        raise BigramError(f"{Path(ckpt_dir) / CONFIG_FILE} has an invalid tokenizer ({e}); {hint}") from None
