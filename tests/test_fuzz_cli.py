@@ -24,7 +24,7 @@ from clirun import message_lines, run_cli, small_text, train_checkpoint
 EXAMPLES = {"argv": 100, "corpus": 40, "checkpoint_bytes": 30, "checkpoint_json": 40}
 RAN: Counter = Counter()
 
-INTS = ["-1", "0", "1", "2", "3", "7", "abc", "", "1.5", "nan", "-0", "0x10"]
+INTS = ["-1", "0", "1", "2", "3", "7", "abc", "", "1.5", "nan", "-0", "0x10", "99999999999999999999", "-99999999999999999999"]
 FLOATS = ["0", "-1", "nan", "inf", "-inf", "1e6", "0.01", "1e-300", "abc", "", "1"]
 SMALL = st.sampled_from(INTS) | st.integers(-3, 20).map(str)
 OPTIONS = {

@@ -30,6 +30,7 @@ DEFAULT_SEED = 1337
 DEFAULT_LR = 1e-2
 DEFAULT_STEPS = 3000
 DEFAULT_EVAL_INTERVAL = 500
+MAX_SIZE = 2**31 - 1  # batch, block, eval batches, sampled tokens: beyond any machine's memory
 
 
 @dataclass
@@ -53,6 +54,17 @@ class TrainConfig:
             raise BigramError(f"--lr must be a positive finite number, got {lr}; try --lr {DEFAULT_LR}")
         if self.eval_batches is not None and self.eval_batches <= 0:
             raise BigramError(f"--eval-batches must be a positive integer, got {self.eval_batches}")
+        self.check_ranges()
+
+    def check_ranges(self) -> None:
+        """Values no run can use (NumPy would fail with a ValueError deep inside) are bad input."""
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
+            raise BigramError(f"--seed must be an integer from 0 to 2**64-1, got {self.seed}; e.g. --seed {DEFAULT_SEED}")
+        for name in ("batch_size", "block_size", "eval_batches"):
+            value = getattr(self, name)
+            if value is not None and value > MAX_SIZE:
+                flag = "--" + name.replace("_", "-")
+                raise BigramError(f"{flag} {value} is too large; use at most {MAX_SIZE}")
 
     def to_json(self) -> dict:
         d = asdict(self)
