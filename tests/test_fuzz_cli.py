@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 
 from clirun import message_lines, run_cli, small_text, train_checkpoint
 
-EXAMPLES = {"argv": 100, "corpus": 40, "checkpoint_bytes": 30, "checkpoint_json": 40}
+# $BIGRAM_FUZZ_SCALE multiplies every count, for a longer hunt: BIGRAM_FUZZ_SCALE=10 pytest tests/test_fuzz_cli.py -s
+_SCALE = max(1, int(os.environ.get("BIGRAM_FUZZ_SCALE", "1") or 1))
+EXAMPLES = {k: n * _SCALE for k, n in {"argv": 100, "corpus": 40, "checkpoint_bytes": 30, "checkpoint_json": 40}.items()}
 RAN: Counter = Counter()
 
 INTS = ["-1", "0", "1", "2", "3", "7", "abc", "", "1.5", "nan", "-0", "0x10", "99999999999999999999", "-99999999999999999999"]

@@ -199,7 +199,7 @@ def train(
     with _progress(progress, cfg.steps) as bar, _Signals() as signals, np.errstate(over="ignore", invalid="ignore"):
         for step in range(start, end):
             if signals.received:
-                raise _interrupted(signals.received, step, save(step), log)
+                raise _interrupted(signals.received, step, save(step))
             if step % cfg.eval_interval == 0 and step not in evaluated:
                 do_eval(step)
             if save_interval and step > start and step % save_interval == 0:
@@ -216,7 +216,7 @@ def train(
         if ckpt is not None:
             log(f"saved checkpoint to {ckpt}")
         if signals.received:  # arrived during the final evaluation or save: the run is complete
-            raise _interrupted(signals.received, end, ckpt, log)
+            raise _interrupted(signals.received, end, ckpt)
     return TrainResult(
         step=end,
         train_loss=losses["train"],
@@ -239,7 +239,7 @@ def _nonfinite_error(what: str, value: float, step: int, cfg: TrainConfig, out: 
     )
 
 
-def _interrupted(signum: int, step: int, ckpt: str | None, log: Callable[[str], None]) -> Interrupted:
+def _interrupted(signum: int, step: int, ckpt: str | None) -> Interrupted:
     name = signal.Signals(signum).name
     where = (f"saved checkpoint at step {step} to {ckpt}; continue with `bigram train --resume {ckpt}`"
              if ckpt is not None else f"stopped at step {step}; nothing saved (no output directory)")
