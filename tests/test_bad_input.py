@@ -280,3 +280,16 @@ def test_docs_page_lists_every_case():
     doc = (Path(__file__).resolve().parent.parent / "docs" / "errors.md").read_text(encoding="utf-8")
     for case in CASES:
         assert f"| {case.id} |" in doc, f"rerun python -m tests.gen_error_docs: {case.id} is not in docs/errors.md"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["train", "--help"], ["generate", "--help"]])
+def test_help_and_version_still_exit_0(argv):
+    """main() runs typer with standalone_mode=False to make usage errors one line; help and version are untouched."""
+    code, out, err = run_cli(argv)
+    assert code == 0 and err == ""
+    assert out.startswith("bigram ") if argv == ["--version"] else "Usage: bigram" in out
+
+
+def test_no_command_shows_the_help():
+    code, out, err = run_cli([])
+    assert code == 2 and "Usage: bigram" in out + err and "Commands" in out + err
