@@ -59,6 +59,7 @@ def _kill_loop(tmp_path, data, kills, seed):
         mid_save += any(tmp_path.glob(f".out.tmp-{p.pid}-*")) or (tmp_path / ".out.old").exists()
         ck = load_checkpoint(out)  # must never raise
         assert all(np.isfinite(a).all() for a in ck.state.values())
+        assert ck.config["step"] == ck.step, "config.json and optimizer.safetensors are from different saves"
         assert ck.step >= steps[-1], "a kill sent the checkpoint back in time"
         steps.append(ck.step)
     return mid_save, steps
