@@ -87,3 +87,23 @@ def test_nonfinite_without_saves_leaves_previous_checkpoint(tmp_path, shakespear
                             "--out", out, "--sample", 0])
     assert code == 2 and "no checkpoint was written for this run" in err
     assert (_weights(out), json.loads((out / "config.json").read_text())) == before
+
+
+def test_save_interval_saves_every_n_steps(tmp_path, shakespeare_path, monkeypatch):
+    import importlib
+
+    train_mod = importlib.import_module("bigram.core.train")
+    real, saved = train_mod.save_checkpoint, []
+
+    def spy(out, state, tokenizer, config):
+        saved.append(int(state["adamw.step"]))
+        return real(out, state, tokenizer, config)
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", spy)
+    data = tmp_path / "small.txt"
+    data.write_text(small_text(shakespeare_path))
+    code, _, err = run_cli(["--backend", "numpy", "train", "--data", data, "--steps", 10, "--save-interval", 3,
+                            "--out", tmp_path / "o", "--sample", 0])
+    assert code == 0, err
+    assert saved == [3, 6, 9, 10]
+    assert load_checkpoint(tmp_path / "o").step == 10
