@@ -53,18 +53,45 @@ def root(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: a BigramError becomes one line on stderr and its exit code (2).
+    """Console entry point: every failure the user can cause is one line on stderr.
 
-    Usage errors (an unknown option, a non-integer --steps) are typer's own,
-    also exit code 2.
+    A BigramError prints its message and exits with its code (2; 130/143 for
+    an interrupted run). typer's usage errors (an unknown option, `--steps
+    abc`) are made one line too, still exit code 2; `--help` and `--version`
+    exit 0 as usual.
     """
     from bigram.core.errors import BigramError
 
     try:
-        app(args=argv, prog_name="bigram")
+        rv = app(args=argv, prog_name="bigram", standalone_mode=False)
     except BigramError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{getattr(e, 'prefix', 'error')}: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except typer.TyperException as e:
+        sys.exit(_usage_error(e))
+    except typer.Abort:
+        print("error: aborted (end of input); run the command again", file=sys.stderr)
+        sys.exit(1)
+    except MemoryError:
+        print("error: out of memory; lower --batch-size or --block-size, or use a smaller corpus", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # the disk or the OS refused: full disk, permissions
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}; check the path, its permissions and free space", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(rv if isinstance(rv, int) else 0)  # typer returns Exit's code (--help, --version, Ctrl-C: 130)
+
+
+def _usage_error(e: Exception) -> int:
+    """`Error: Invalid value for '--steps'...` plus usage, as one line naming the help to read."""
+    if type(e).__name__ == "NoArgsIsHelpError":  # plain `bigram`: the help is the answer
+        e.show()
+        return e.exit_code
+    message = " ".join(e.format_message().split()).rstrip(".")
+    ctx = getattr(e, "ctx", None)
+    hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+    print(f"error: {message}{hint}", file=sys.stderr)
+    return getattr(e, "exit_code", 2)
 
 
 # Commands live in their own modules and register themselves on `app`.

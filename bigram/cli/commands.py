@@ -63,8 +63,19 @@ def train(
     out: Path = typer.Option(Path("out"), "--out", help="Checkpoint directory."),
     sample_chars: int = typer.Option(500, "--sample", help="Characters to sample after training (0: none)."),
     json_out: bool = typer.Option(False, "--json", help="Human output to stderr, one JSON object to stdout."),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", help="Continue the run saved in this checkpoint directory (its hyperparameters are kept)."
+    ),
+    save_interval: Optional[int] = typer.Option(
+        None, "--save-interval", help="Also save a checkpoint every N steps (SIGINT/SIGTERM always save)."
+    ),
 ) -> None:
     """Train a bigram model, save a checkpoint and print a sample."""
+    if resume is not None:
+        from bigram.cli.resume import resume_command
+
+        return resume_command(ctx, resume, data=data, steps=steps, out=out, save_interval=save_interval,
+                              sample_chars=sample_chars, json_out=json_out, dtype=dtype)
     from bigram.core.backend import AdamWConfig
     from bigram.core.sampling import init_weights
     from bigram.core.train import TrainConfig
@@ -84,7 +95,8 @@ def train(
     say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     say(f"backend {st.backend} on {model.device} ({model.dtype}); corpus {corpus.source}: vocab {V}, "
         f"{len(corpus.train):,} train / {len(corpus.val):,} val tokens")
-    result = run_train(model, corpus, cfg, backend=st.backend, out_dir=out, log=say, run_config={"seed": seed})
+    result = run_train(model, corpus, cfg, backend=st.backend, out_dir=out, log=say, run_config={"seed": seed},
+                       save_interval=save_interval)
     say(f"{cfg.steps} steps in {result.train_s:.2f} s ({result.tokens_per_s:,.0f} tokens/s)")
     if sample_chars > 0:
         text = sample_text(model, corpus.tokenizer, prompt=None, max_new_tokens=sample_chars, seed=seed)
@@ -124,9 +136,8 @@ def vocab(checkpoint: Path = typer.Option(Path("out"), "--checkpoint", help="Che
     """Print a checkpoint's vocabulary, one id and character per line."""
     import json
 
-    from bigram.core.checkpoint import load_config
-    from bigram.core.tokenizer import tokenizer_from_json
+    from bigram.core.checkpoint import config_tokenizer, load_config
 
-    tok = tokenizer_from_json(load_config(checkpoint).get("tokenizer"))
+    tok = config_tokenizer(load_config(checkpoint), checkpoint)
     for i, ch in enumerate(tok.chars):
         print(f"{i}\t{json.dumps(ch, ensure_ascii=False)}")

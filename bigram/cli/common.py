@@ -64,6 +64,12 @@ def sample_text(model, tokenizer, *, prompt: str | None, max_new_tokens: int, se
     import numpy as np
 
     from bigram.core.sampling import draw_coins
+    from bigram.core.train import MAX_SIZE
+
+    if not 0 <= seed < 2**64:
+        raise BigramError(f"--seed must be an integer from 0 to 2**64-1, got {seed}; e.g. --seed 1337")
+    if max_new_tokens > MAX_SIZE:
+        raise BigramError(f"cannot sample {max_new_tokens} tokens; ask for at most {MAX_SIZE} (--sample, --max-new-tokens)")
 
     if prompt:
         bad = tokenizer.unknown_chars(prompt) if hasattr(tokenizer, "unknown_chars") else []

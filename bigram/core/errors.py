@@ -13,3 +13,13 @@ class BigramError(Exception):
     def __init__(self, message: str, *, exit_code: int = 2):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class Interrupted(BigramError):
+    """Training stopped by SIGINT/SIGTERM after saving a checkpoint.
+
+    Not a mistake of the user's, so the CLI prints it without "error:"; the
+    exit code is the shell's for the signal: 128 + signum (130, 143).
+    """
+
+    prefix = "interrupted"

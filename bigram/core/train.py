@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,10 +13,10 @@ from typing import Callable
 
 import numpy as np
 
-from bigram.core.backend import AdamWConfig, Model
+from bigram.core.backend import STATE_KEYS, AdamWConfig, Model
 from bigram.core.checkpoint import save_checkpoint
 from bigram.core.data import Batcher, Corpus, bigram_counts
-from bigram.core.errors import BigramError
+from bigram.core.errors import BigramError, Interrupted
 from bigram.core.metrics import METRICS_FILE, MetricsLog
 from bigram.core.optimum import optimal_loss
 from bigram.core.sampling import seed_streams
@@ -29,6 +31,7 @@ DEFAULT_SEED = 1337
 DEFAULT_LR = 1e-2
 DEFAULT_STEPS = 3000
 DEFAULT_EVAL_INTERVAL = 500
+MAX_SIZE = 2**31 - 1  # batch, block, eval batches, sampled tokens: beyond any machine's memory
 
 
 @dataclass
@@ -52,6 +55,17 @@ class TrainConfig:
             raise BigramError(f"--lr must be a positive finite number, got {lr}; try --lr {DEFAULT_LR}")
         if self.eval_batches is not None and self.eval_batches <= 0:
             raise BigramError(f"--eval-batches must be a positive integer, got {self.eval_batches}")
+        self.check_ranges()
+
+    def check_ranges(self) -> None:
+        """Values no run can use (NumPy would fail with a ValueError deep inside) are bad input."""
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
+            raise BigramError(f"--seed must be an integer from 0 to 2**64-1, got {self.seed}; e.g. --seed {DEFAULT_SEED}")
+        for name in ("batch_size", "block_size", "eval_batches"):
+            value = getattr(self, name)
+            if value is not None and value > MAX_SIZE:
+                flag = "--" + name.replace("_", "-")
+                raise BigramError(f"{flag} {value} is too large; use at most {MAX_SIZE}")
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -92,6 +106,21 @@ class Evaluator:
             out[s] = float(np.mean(losses))
         return out
 
+    def get_state(self) -> dict | None:
+        """The val/train estimate batchers' RNG states (None for exact evaluation)."""
+        if self.cfg.eval_batches is None:
+            return None
+        return {s: b.get_state() for s, b in self.batchers.items()}
+
+    def set_state(self, state: dict | None) -> None:
+        if self.cfg.eval_batches is not None and isinstance(state, dict):
+            for s, b in self.batchers.items():
+                try:
+                    b.set_state(state[s])
+                except (KeyError, TypeError, ValueError, OverflowError):
+                    raise BigramError(f"the saved {s} estimate batcher state is invalid; resume without "
+                                      "--eval-batches or start a new run") from None
+
 
 def make_train_batcher(corpus: Corpus, cfg: TrainConfig) -> Batcher:
     return Batcher(corpus.train, cfg.batch_size, cfg.block_size, seed_streams(cfg.seed)["train"])
@@ -108,13 +137,21 @@ def train(
     log: Callable[[str], None] | None = None,
     progress: bool = True,
     run_config: dict | None = None,
+    save_interval: int | None = None,
+    resumed: dict | None = None,
 ) -> TrainResult:
     """Train `model` for cfg.steps steps past its current step; evaluate, log, checkpoint.
 
-    `batcher` carries the data RNG (pass the restored one to resume exactly).
+    `batcher` carries the data RNG (pass the restored one to resume exactly);
+    `resumed` is the checkpoint's config when resuming (see bigram.core.resume).
+    Evaluations fall on multiples of eval_interval counted from step 0, so a
+    resumed run evaluates where the uninterrupted one would have. SIGINT and
+    SIGTERM save a checkpoint at the last completed step and raise Interrupted.
     """
     cfg.validate()
     corpus.check_block_size(cfg.block_size)
+    if save_interval is not None and (not isinstance(save_interval, int) or save_interval <= 0):
+        raise BigramError(f"--save-interval must be a positive integer, got {save_interval}; pass a value >= 1")
     log = log or (lambda msg: print(msg, file=sys.stderr))
     batcher = batcher or make_train_batcher(corpus, cfg)
     evaluate = Evaluator(corpus, cfg)
@@ -122,12 +159,17 @@ def train(
     metrics = MetricsLog(out / METRICS_FILE if out is not None else None)
     start = int(model.get_state()["adamw.step"])
     end = start + cfg.steps
+    if resumed is not None:
+        evaluate.set_state(resumed.get("eval_batcher_state"))
+    evaluated = {start} if resumed is not None and resumed.get("evaluated") else set()
+    saved = {"step": start if resumed is not None and resumed.get("same_dir") else None}  # last good one on disk
     t0 = time.perf_counter()
     train_s = 0.0
     loss = float("nan")
 
     def do_eval(step: int) -> dict[str, float]:
         losses = evaluate(model)
+        evaluated.add(step)
         log(f"step {step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
         metrics.append(
             {"step": step, "train_loss": losses["train"], "val_loss": losses["val"], "batch_loss": loss,
@@ -135,33 +177,48 @@ def train(
         )
         return losses
 
-    with _progress(progress, cfg.steps) as bar:
+    def save(step: int, losses: dict | None = None) -> str | None:
+        """Checkpoint the state after `step` steps, unless it went non-finite."""
+        if out is None:
+            return None
+        state = model.get_state()
+        if not all(np.isfinite(state[k]).all() for k in STATE_KEYS[:3]):
+            raise _nonfinite_error("the weights", float("nan"), step, cfg, out, saved["step"])
+        config = dict(run_config or {})
+        config.update(
+            backend=backend, device=model.device, dtype=model.dtype, train=cfg.to_json(),
+            corpus={"sha256": corpus.sha256, "source": corpus.source},
+            batcher_state=batcher.get_state(), eval_batcher_state=evaluate.get_state(),
+            target_step=end, evaluated=step in evaluated,
+        )
+        if losses is not None:
+            config["metrics"] = {"train_loss": losses["train"], "val_loss": losses["val"],
+                                 "optimum_train_loss": optimal_loss(evaluate.counts["train"])}
+        path = str(save_checkpoint(out, state, corpus.tokenizer, config))
+        saved["step"] = step
+        return path
+
+    with _progress(progress, cfg.steps) as bar, _Signals() as signals, np.errstate(over="ignore", invalid="ignore"):
         for step in range(start, end):
-            if (step - start) % cfg.eval_interval == 0:
+            if signals.received:
+                raise _interrupted(signals.received, step, save(step))
+            if step % cfg.eval_interval == 0 and step not in evaluated:
                 do_eval(step)
+            if save_interval and step > start and step % save_interval == 0:
+                save(step)
             ts = time.perf_counter()
             xb, yb = batcher.get_batch()  # (B,T), (B,T)
             loss = model.train_step(xb, yb)
             train_s += time.perf_counter() - ts
             if not math.isfinite(loss):
-                raise BigramError(
-                    f"loss became {loss} at step {step} with --lr {cfg.optim.lr}; lower --lr "
-                    f"(the default is {DEFAULT_LR}); no checkpoint was written for this run"
-                )
+                raise _nonfinite_error("loss", loss, step, cfg, out, saved["step"])
             bar.advance(step - start + 1, loss)
-    losses = do_eval(end)
-    ckpt = None
-    if out is not None:
-        config = dict(run_config or {})
-        config.update(
-            backend=backend, device=model.device, dtype=model.dtype, train=cfg.to_json(),
-            corpus={"sha256": corpus.sha256, "source": corpus.source},
-            batcher_state=batcher.get_state(),
-            metrics={"train_loss": losses["train"], "val_loss": losses["val"],
-                     "optimum_train_loss": optimal_loss(evaluate.counts["train"])},
-        )
-        ckpt = str(save_checkpoint(out, model.get_state(), corpus.tokenizer, config))
-        log(f"saved checkpoint to {ckpt}")
+        losses = do_eval(end)
+        ckpt = save(end, losses)
+        if ckpt is not None:
+            log(f"saved checkpoint to {ckpt}")
+        if signals.received:  # arrived during the final evaluation or save: the run is complete
+            raise _interrupted(signals.received, end, ckpt)
     return TrainResult(
         step=end,
         train_loss=losses["train"],
@@ -171,6 +228,51 @@ def train(
         tokens_per_s=cfg.steps * cfg.batch_size * cfg.block_size / max(train_s, 1e-12),
         checkpoint=ckpt,
     )
+
+
+def _nonfinite_error(what: str, value: float, step: int, cfg: TrainConfig, out: Path | None,
+                     saved_step: int | None) -> BigramError:
+    """Name the step and the lr; say which checkpoint (if any) is still good."""
+    kept = (f"the last finite checkpoint (step {saved_step}) is kept in {out}" if saved_step is not None
+            else "no checkpoint was written for this run")
+    became = f"loss became {value}" if what == "loss" else f"{what} became non-finite"
+    return BigramError(
+        f"{became} at step {step} with --lr {cfg.optim.lr}; lower --lr (the default is {DEFAULT_LR}); {kept}"
+    )
+
+
+def _interrupted(signum: int, step: int, ckpt: str | None) -> Interrupted:
+    name = signal.Signals(signum).name
+    where = (f"saved checkpoint at step {step} to {ckpt}; continue with `bigram train --resume {ckpt}`"
+             if ckpt is not None else f"stopped at step {step}; nothing saved (no output directory)")
+    return Interrupted(f"{name} received: {where}", exit_code=128 + signum)
+
+
+class _Signals:
+    """While training, SIGINT/SIGTERM only set a flag; the loop saves and stops between steps.
+
+    Handlers can only be installed from the main thread; elsewhere signals keep
+    their usual effect.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received = 0
+        self.previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.received = self.received or signum
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        return False
 
 
 class _NoBar:

@@ -1,0 +1,84 @@
+"""`bigram train --resume DIR`: continue a run from its checkpoint, bit for bit.
+
+Kept from the checkpoint (passing another value is an error): --batch-size,
+--block-size, --lr, --weight-decay, --seed, --eval-interval, --eval-batches,
+--dtype. Free to choose: --steps (N more; default: up to the end of the
+interrupted run), --out (default: DIR itself), --save-interval, --data (must
+have the same vocabulary), --sample, --json, --device, and --backend (default:
+the checkpoint's; resuming on the same backend is what is bit-exact).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from bigram.cli.common import get_backend, load_corpus, print_json, sample_text, state
+from bigram.core.errors import BigramError
+
+
+def typed(ctx: typer.Context, names) -> dict:
+    """The options among `names` the user typed on the command line (not left at their defaults)."""
+    out = {}
+    for name in names:
+        src = ctx.get_parameter_source(name)
+        if src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP"):
+            out[name] = ctx.params[name]
+    return out
+
+
+def resume_backend(ctx: typer.Context, ck) -> str:
+    """--backend when given (or $BIGRAM_BACKEND), else the one that wrote the checkpoint."""
+    root = ctx.find_root()
+    if typed(root, ["backend"]) or os.environ.get("BIGRAM_BACKEND"):
+        return state(ctx).backend
+    saved = ck.config.get("backend")
+    return saved if isinstance(saved, str) and saved else state(ctx).backend
+
+
+def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps: int, out: Path,
+                   save_interval: int | None, sample_chars: int, json_out: bool, dtype: str) -> None:
+    from bigram.core import resume as R
+    from bigram.core.checkpoint import load_checkpoint
+    from bigram.core.train import train as run_train
+
+    given = typed(ctx, list(R.KEPT) + ["steps", "out", "dtype"])
+    ck = load_checkpoint(ck_dir)
+    cfg = R.train_config(ck, ck_dir)
+    R.check_overrides(cfg, given)
+    if "dtype" in given and dtype != str(ck.weights.dtype):
+        raise BigramError(f"--dtype {dtype} differs from the checkpoint's {ck.weights.dtype}: a resumed run keeps "
+                          "its dtype; drop --dtype, or start a new run without --resume")
+    cfg = R.with_steps(cfg, R.remaining_steps(ck, ck_dir, given.get("steps")))
+    cfg.validate()
+    if save_interval is not None and save_interval <= 0:
+        raise BigramError(f"--save-interval must be a positive integer, got {save_interval}; pass a value >= 1")
+    backend = resume_backend(ctx, ck)
+    info = get_backend(backend)
+    corpus = load_corpus(data)  # never config.json's corpus.source: only what the user passes
+    R.check_corpus(ck, corpus, ck_dir)
+    corpus.check_block_size(cfg.block_size)
+    model = info.cls.create(ck.weights, device=state(ctx).device, dtype=str(ck.weights.dtype), optim=cfg.optim)
+    model.set_state(ck.state)
+    batcher = R.restore_batcher(ck, corpus, cfg, ck_dir)
+    out = out if "out" in given else ck_dir
+    R.continue_metrics(ck, ck_dir, out)
+    say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    say(f"resuming {ck_dir} at step {ck.step} for {cfg.steps} steps: backend {backend} on {model.device} "
+        f"({model.dtype}); corpus {corpus.source}")
+    result = run_train(model, corpus, cfg, backend=backend, out_dir=out, batcher=batcher, log=say,
+                       run_config={"seed": cfg.seed}, save_interval=save_interval,
+                       resumed=R.resume_state(ck, ck_dir, out))
+    say(f"{cfg.steps} steps in {result.train_s:.2f} s ({result.tokens_per_s:,.0f} tokens/s)")
+    if sample_chars > 0:
+        text = sample_text(model, corpus.tokenizer, prompt=None, max_new_tokens=sample_chars, seed=cfg.seed)
+        print(text, file=sys.stderr if json_out else sys.stdout)
+    if json_out:
+        print_json({
+            "backend": backend, "device": model.device, "steps": result.step, "train_loss": result.train_loss,
+            "val_loss": result.val_loss, "wall_s": round(result.wall_s, 4), "tokens_per_s": result.tokens_per_s,
+            "checkpoint": result.checkpoint, "resumed_from": str(ck_dir),
+        })

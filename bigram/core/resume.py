@@ -1,0 +1,135 @@
+"""Resuming a run from its checkpoint, exactly where it stopped.
+
+What a checkpoint restores: the weights, the AdamW moments and step, the train
+batcher's PCG64 state (and the estimate batchers' with --eval-batches), the
+run's hyperparameters and metrics.jsonl up to the checkpoint's step. N steps,
+then a resume for N more, gives the same bits as 2N steps in one run.
+
+Paths written in config.json (corpus.source) are reported, never opened: the
+corpus is the one the user passes now, checked against the saved vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from bigram.core.backend import AdamWConfig
+from bigram.core.checkpoint import Checkpoint
+from bigram.core.data import Batcher, Corpus, atomic_write_bytes
+from bigram.core.errors import BigramError
+from bigram.core.metrics import METRICS_FILE, read_metrics
+from bigram.core.train import TrainConfig, make_train_batcher
+
+# Flags a resumed run keeps from its checkpoint; passing another value is an error.
+KEPT = {"batch_size": "--batch-size", "block_size": "--block-size", "seed": "--seed", "lr": "--lr",
+        "weight_decay": "--weight-decay", "eval_interval": "--eval-interval", "eval_batches": "--eval-batches"}
+_INT_FIELDS = ("steps", "batch_size", "block_size", "seed", "eval_interval")
+_OPTIM_FIELDS = ("lr", "beta1", "beta2", "eps", "weight_decay")
+
+
+def _bad(ck_dir: Path, what: str) -> BigramError:
+    return BigramError(f"checkpoint {ck_dir} cannot be resumed: {what}; resume from a checkpoint written by "
+                       "`bigram train`, or start a new run without --resume")
+
+
+def train_config(ck: Checkpoint, ck_dir: Path) -> TrainConfig:
+    """The run's hyperparameters, read from config.json's 'train' and checked."""
+    t = ck.config.get("train")
+    if not isinstance(t, dict) or not isinstance(t.get("optim"), dict):
+        raise _bad(ck_dir, "config.json has no 'train' settings")
+    ints = {k: t.get(k) for k in _INT_FIELDS}
+    if any(type(v) is not int for v in ints.values()):
+        raise _bad(ck_dir, f"config.json's 'train' needs integers {', '.join(_INT_FIELDS)}")
+    eb = t.get("eval_batches")
+    optim = {k: t["optim"].get(k) for k in _OPTIM_FIELDS}
+    if any(type(v) not in (int, float) or not math.isfinite(v) for v in optim.values()):
+        raise _bad(ck_dir, f"config.json's 'train.optim' needs finite numbers {', '.join(_OPTIM_FIELDS)}")
+    if eb is not None and type(eb) is not int:
+        raise _bad(ck_dir, "config.json's 'train.eval_batches' must be an integer or null")
+    cfg = TrainConfig(**ints, eval_batches=eb, optim=AdamWConfig(**{k: float(v) for k, v in optim.items()}))
+    cfg.validate()
+    return cfg
+
+
+def check_overrides(cfg: TrainConfig, given: dict) -> None:
+    """`given`: flags the user typed (name -> value). Kept hyperparameters must match the checkpoint's."""
+    saved = {**{k: getattr(cfg, k) for k in ("batch_size", "block_size", "seed", "eval_interval", "eval_batches")},
+             "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay}
+    for name, value in given.items():
+        if name in KEPT and value != saved[name]:
+            raise BigramError(
+                f"{KEPT[name]} {value} differs from the checkpoint's {saved[name]}: a resumed run keeps its "
+                f"hyperparameters; drop {KEPT[name]}, or start a new run without --resume"
+            )
+
+
+def remaining_steps(ck: Checkpoint, ck_dir: Path, steps: int | None) -> int:
+    """--steps N: N more steps; no --steps: up to the end of the interrupted run."""
+    if steps is not None:
+        return steps
+    target = ck.config.get("target_step")
+    if type(target) is not int or target <= ck.step:
+        raise BigramError(f"checkpoint {ck_dir} is at step {ck.step}, the end of its run; "
+                          "pass --steps N to train N more steps")
+    return target - ck.step
+
+
+def check_corpus(ck: Checkpoint, corpus: Corpus, ck_dir: Path, warn=None) -> None:
+    """Another vocabulary is an error (the table's rows would mean other characters); another text, a warning."""
+    was = ck.config.get("corpus") if isinstance(ck.config.get("corpus"), dict) else {}
+    source = was.get("source") if isinstance(was.get("source"), str) else "unknown"
+    if corpus.tokenizer != ck.tokenizer:
+        raise BigramError(
+            f"corpus {corpus.source} has a vocabulary of {corpus.tokenizer.vocab_size} characters but checkpoint "
+            f"{ck_dir} was trained on {ck.tokenizer.vocab_size} other ones; pass --data with the corpus it was "
+            f"trained on (config.json names {json.dumps(source)})"
+        )
+    if was.get("sha256") != corpus.sha256:
+        (warn or _warn)(
+            f"warning: corpus {corpus.source} is not the text checkpoint {ck_dir} was trained on (sha256 differs; "
+            f"config.json names {json.dumps(source)}); the vocabulary matches, so training goes on"
+        )
+
+
+def restore_batcher(ck: Checkpoint, corpus: Corpus, cfg: TrainConfig, ck_dir: Path) -> Batcher:
+    batcher = make_train_batcher(corpus, cfg)
+    state = ck.config.get("batcher_state")
+    try:
+        batcher.set_state(state)
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise _bad(ck_dir, "config.json's 'batcher_state' is not a PCG64 state") from None
+    return batcher
+
+
+def continue_metrics(ck: Checkpoint, ck_dir: Path, out: Path) -> None:
+    """out/metrics.jsonl = ck_dir's records up to the checkpoint's step (later ones never happened)."""
+    step, evaluated = ck.step, bool(ck.config.get("evaluated"))
+    keep = [r for r in read_metrics(ck_dir / METRICS_FILE)
+            if isinstance(r, dict) and isinstance(r.get("step"), int)
+            and (r["step"] < step or (r["step"] == step and evaluated))]
+    atomic_write_bytes(out / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in keep).encode())
+
+
+def resume_state(ck: Checkpoint, ck_dir: Path, out: Path) -> dict:
+    """What train() needs to continue rather than start: see its `resumed` argument."""
+    return {"evaluated": bool(ck.config.get("evaluated")), "eval_batcher_state": ck.config.get("eval_batcher_state"),
+            "same_dir": _same(ck_dir, out)}
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _warn(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def with_steps(cfg: TrainConfig, steps: int) -> TrainConfig:
+    return replace(cfg, steps=steps)

@@ -1,0 +1,295 @@
+"""Every bad input the CLI is known to meet: one table, one test, one docs page.
+
+Each case gets a one-line message naming the problem and the fix, the exit
+code it lists (2 for errors), and no traceback. `python -m tests.gen_error_docs`
+runs the same table and writes docs/errors.md with the exact messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from clirun import env, message_lines, run_cli, serve_bytes, small_text, train_checkpoint
+
+
+class Workspace:
+    """A scratch directory with a small corpus ({data}) and, on demand, a trained checkpoint ({ckpt})."""
+
+    def __init__(self, tmp: Path, shakespeare_path: Path, stack: contextlib.ExitStack):
+        self.tmp, self.shakespeare_path, self.stack = tmp, shakespeare_path, stack
+        self.data = tmp / "small.txt"
+        self.data.write_text(small_text(shakespeare_path), encoding="utf-8")
+        self.ckpt = tmp / "ckpt"
+
+    def checkpoint(self, *extra: str) -> Path:
+        return train_checkpoint(self.ckpt, self.data, *extra)
+
+    def file(self, name: str, content: bytes) -> Path:
+        path = self.tmp / name
+        path.write_bytes(content)
+        return path
+
+    def fmt(self, argv: list[str]) -> list[str]:
+        return [a.format(tmp=self.tmp, data=self.data, ckpt=self.ckpt) for a in argv]
+
+
+@dataclass
+class Case:
+    id: str
+    problem: str  # what is wrong, as the docs table says it
+    argv: list[str]  # {tmp}, {data}, {ckpt} are filled in
+    expect: str  # a piece of the message that must be there
+    setup: Callable[[Workspace], None] | None = None
+    code: int = 2
+    kind: str = "error"  # or "warning": printed, and the command goes on
+    requires_no_cuda: bool = False
+    after: Callable[[Workspace], None] | None = field(default=None, repr=False)
+
+
+NP = ["--backend", "numpy"]
+TRAIN = [*NP, "train", "--data", "{data}", "--steps", "2", "--out", "{tmp}/out", "--sample", "0"]
+GEN = [*NP, "generate", "--checkpoint", "{ckpt}", "--max-new-tokens", "5"]
+RESUME = [*NP, "train", "--resume", "{ckpt}", "--data", "{data}", "--sample", "0"]
+
+
+def train_with(*opts: str) -> list[str]:
+    """TRAIN with some options' values replaced (or added): train_with("--steps", "0")."""
+    argv = list(TRAIN)
+    for flag, value in zip(opts[::2], opts[1::2]):
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+    return argv
+
+
+def ckpt_then(fn: Callable[[Workspace], None] | None = None):
+    """Setup: train a checkpoint, then break it with `fn`."""
+
+    def setup(ws: Workspace) -> None:
+        ws.checkpoint()
+        if fn is not None:
+            fn(ws)
+
+    return setup
+
+
+def truncate_model(ws):
+    p = ws.ckpt / "model.safetensors"
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+
+
+class _Evil:
+    def __reduce__(self):  # would create a file if anything unpickled it
+        return (Path.touch, (Path("/tmp/bigram-pickle-ran"),))
+
+
+def pickle_model(ws):
+    (ws.ckpt / "model.safetensors").write_bytes(pickle.dumps({"token_embedding_table.weight": _Evil()}))
+
+
+def edit_config(**changes):
+    def fn(ws):
+        p = ws.ckpt / "config.json"
+        cfg = json.loads(p.read_text())
+        cfg.update(changes)
+        p.write_text(json.dumps(cfg))
+
+    return fn
+
+
+def wrong_shape(ws):
+    from safetensors.numpy import save
+
+    (ws.ckpt / "model.safetensors").write_bytes(save({"token_embedding_table.weight": np.zeros((3, 3), np.float32)}))
+
+
+def other_corpus(text: str):
+    def setup(ws):
+        ws.checkpoint()
+        ws.data.write_text(text, encoding="utf-8")
+
+    return setup
+
+
+def shuffled_same_vocab(ws):
+    ws.checkpoint()
+    text = ws.data.read_text(encoding="utf-8")
+    ws.data.write_text(text[len(text) // 2 :] + text[: len(text) // 2], encoding="utf-8")
+
+
+def serve(body: Callable[[Workspace], bytes]):
+    """Setup: no cached copy, and $BIGRAM_DATA_URL pointing at a local server that sends `body`."""
+
+    def setup(ws):
+        url = ws.stack.enter_context(serve_bytes(body(ws)))
+        ws.stack.enter_context(env(BIGRAM_DATA_URL=url, BIGRAM_CACHE_DIR=str(ws.tmp / "cache")))
+
+    return setup
+
+
+def no_network(ws):
+    ws.stack.enter_context(env(BIGRAM_DATA_URL="http://127.0.0.1:9/unreachable", BIGRAM_CACHE_DIR=str(ws.tmp / "cache")))
+
+
+def bad_file_not_kept(ws):
+    cache = ws.tmp / "cache"
+    assert not cache.exists() or not any(cache.iterdir()), "a download with the wrong sha256 was kept"
+
+
+DL_TRAIN = [*NP, "train", "--steps", "2", "--out", "{tmp}/out", "--sample", "0"]
+
+CASES = [
+    # corpus
+    Case("corpus-missing", "`--data` names no file", train_with("--data", "{tmp}/nope.txt"), "does not exist"),
+    Case("corpus-empty", "`--data` is an empty file", train_with("--data", "{tmp}/empty.txt"), "is empty",
+         setup=lambda ws: ws.file("empty.txt", b"")),
+    Case("corpus-directory", "`--data` is a directory", train_with("--data", "{tmp}"), "is a directory"),
+    Case("corpus-not-utf8", "`--data` is not UTF-8", train_with("--data", "{tmp}/latin1.txt"), "line 2",
+         setup=lambda ws: ws.file("latin1.txt", "first line\nna\u00efve caf\u00e9\n".encode("latin-1"))),
+    Case("corpus-short-val", "the val split is shorter than block_size + 2",
+         train_with("--data", "{tmp}/short.txt", "--block-size", "8"), "the val split has",
+         setup=lambda ws: ws.file("short.txt", b"abcdefghijklmnopqrstuvwxyz0123456789")),
+    Case("corpus-short-train", "the train split is shorter than block_size + 2",
+         train_with("--data", "{tmp}/short.txt", "--block-size", "40"), "the train split has",
+         setup=lambda ws: ws.file("short.txt", b"abcdefghijklmnopqrstuvwxyz0123456789")),
+    # prompt
+    Case("prompt-unknown-chars", "`--prompt` has characters the model never saw",
+         [*GEN, "--prompt", "na\u00efve \u20ac"], "bigram vocab --checkpoint DIR", setup=ckpt_then()),
+    # numeric options
+    Case("steps-zero", "`--steps` <= 0", train_with("--steps", "0"), "--steps must be a positive integer"),
+    Case("steps-negative", "`--steps` <= 0", train_with("--steps", "-5"), "--steps must be a positive integer"),
+    Case("steps-not-a-number", "`--steps` is not an integer", train_with("--steps", "abc"), "Invalid value for '--steps'"),
+    Case("batch-size-zero", "`--batch-size` <= 0", train_with("--batch-size", "0"), "--batch-size must be a positive"),
+    Case("block-size-zero", "`--block-size` <= 0", train_with("--block-size", "0"), "--block-size must be a positive"),
+    Case("lr-zero", "`--lr` <= 0", train_with("--lr", "0"), "--lr must be a positive finite number"),
+    Case("lr-negative", "`--lr` <= 0", train_with("--lr", "-0.1"), "--lr must be a positive finite number"),
+    Case("lr-nan", "`--lr` is NaN", train_with("--lr", "nan"), "--lr must be a positive finite number"),
+    Case("seed-negative", "`--seed` < 0", train_with("--seed", "-1"), "--seed must be an integer from 0"),
+    Case("generate-seed-negative", "`--seed` < 0 when sampling", [*GEN, "--seed", "-1"], "--seed must be an integer",
+         setup=ckpt_then()),
+    Case("batch-size-huge", "`--batch-size` beyond any memory", train_with("--batch-size", str(10**20)), "is too large"),
+    Case("max-new-tokens-huge", "`--max-new-tokens` beyond any memory", [*GEN[:-1], str(10**20)], "cannot sample",
+         setup=ckpt_then()),
+    Case("save-interval-zero", "`--save-interval` <= 0", train_with("--save-interval", "0"), "--save-interval must be"),
+    Case("temperature-negative", "`--temperature` < 0", [*GEN, "--temperature", "-1"], "--temperature must be",
+         setup=ckpt_then()),
+    Case("top-k-zero", "`--top-k` < 1", [*GEN, "--top-k", "0"], "--top-k must be >= 1", setup=ckpt_then()),
+    Case("unknown-option", "an option that does not exist", train_with("--stpes", "3"), "No such option: --stpes"),
+    # backend and device
+    Case("backend-unknown", "`--backend` names no installed backend",
+         ["--backend", "nope", "train", "--data", "{data}", "--steps", "2", "--out", "{tmp}/out"],
+         "available backends: numpy, torch"),
+    Case("device-cuda-numpy", "`--device cuda` with the numpy backend",
+         ["--device", "cuda", *TRAIN], "the numpy backend runs on cpu only"),
+    Case("device-cuda-missing", "`--device cuda` where CUDA is not available",
+         ["--backend", "torch", "--device", "cuda", *TRAIN[2:]], "CUDA is not available", requires_no_cuda=True),
+    # checkpoint
+    Case("checkpoint-missing", "`--checkpoint` names no directory", [*NP, "generate", "--checkpoint", "{tmp}/nope"], "does not exist"),
+    Case("checkpoint-truncated", "model.safetensors cut short", GEN, "truncated or corrupt",
+         setup=ckpt_then(truncate_model)),
+    Case("checkpoint-corrupt", "model.safetensors is random bytes", GEN, "truncated or corrupt",
+         setup=ckpt_then(lambda ws: (ws.ckpt / "model.safetensors").write_bytes(bytes(range(256)) * 4))),
+    Case("checkpoint-pickle", "model.safetensors is a pickle (never unpickled)", GEN, "truncated or corrupt",
+         setup=ckpt_then(pickle_model)),
+    Case("config-invalid-json", "config.json is not JSON", GEN, "is not valid JSON",
+         setup=ckpt_then(lambda ws: (ws.ckpt / "config.json").write_text("{not json"))),
+    Case("config-newer-format", "config.json has a newer format version", GEN, "upgrade bigram",
+         setup=ckpt_then(edit_config(format_version=99))),
+    Case("checkpoint-wrong-shape", "the table's shape does not match the vocab", GEN, "must be (",
+         setup=ckpt_then(wrong_shape)),
+    Case("resume-other-vocab", "`--resume` with a corpus of another vocabulary", RESUME + ["--steps", "1"],
+         "pass --data with the corpus it was trained on", setup=other_corpus("zzzz yyyy xxxx " * 50)),
+    Case("resume-other-text", "`--resume` with another text of the same vocabulary", RESUME + ["--steps", "1"],
+         "sha256 differs", setup=shuffled_same_vocab, code=0, kind="warning"),
+    Case("resume-changed-lr", "`--resume` with a hyperparameter that differs from the checkpoint's",
+         RESUME + ["--lr", "0.5"], "a resumed run keeps its hyperparameters", setup=ckpt_then()),
+    Case("resume-finished", "`--resume` of a finished run without `--steps`", RESUME, "pass --steps N",
+         setup=ckpt_then()),
+    # download
+    Case("download-wrong-sha256", "the downloaded corpus has the wrong sha256", DL_TRAIN, "it was not kept",
+         setup=serve(lambda ws: b"not tiny shakespeare\n" * 100), after=bad_file_not_kept),
+    Case("download-offline", "no network and no cached corpus", DL_TRAIN, "pass --data FILE", setup=no_network),
+]
+
+
+def run_case(case: Case, tmp: Path, shakespeare_path: Path) -> tuple[int, str, str, Workspace]:
+    """Set the case up in `tmp`, run it, check what follows (`after`); return code, stdout, stderr."""
+    with contextlib.ExitStack() as stack:
+        ws = Workspace(tmp, shakespeare_path, stack)
+        if case.setup is not None:
+            case.setup(ws)
+        code, out, err = run_cli(ws.fmt(case.argv))
+        if case.after is not None:
+            case.after(ws)
+    return code, out, err, ws
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, tmp_path, shakespeare_path):
+    if case.requires_no_cuda:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA: the no-CUDA message cannot occur")
+    code, _, err, _ = run_case(case, tmp_path, shakespeare_path)
+    assert code == case.code, err
+    lines = message_lines(err)
+    assert len(lines) == 1, err  # one message, on one line
+    assert lines[0].startswith(f"{case.kind}:") and case.expect in lines[0], err
+    assert "; " in lines[0], "the message must say the problem, then the fix"
+    assert "Traceback" not in err
+    if case.kind == "error":
+        assert err.rstrip("\n").splitlines()[-1] == lines[0]  # the last word is the error
+    assert not Path("/tmp/bigram-pickle-ran").exists()
+
+
+def test_table_covers_every_issue_case():
+    """The docs table lists at least the cases issue #6 names."""
+    ids = {c.id for c in CASES}
+    for required in ["corpus-missing", "corpus-empty", "corpus-directory", "corpus-not-utf8", "corpus-short-val",
+                     "corpus-short-train", "prompt-unknown-chars", "steps-zero", "batch-size-zero", "block-size-zero",
+                     "lr-zero", "lr-nan", "temperature-negative", "top-k-zero", "backend-unknown",
+                     "device-cuda-missing", "checkpoint-missing", "checkpoint-truncated", "checkpoint-corrupt",
+                     "config-invalid-json", "config-newer-format", "checkpoint-wrong-shape", "resume-other-vocab",
+                     "resume-other-text", "download-wrong-sha256", "download-offline"]:
+        assert required in ids
+
+
+def test_real_process_prints_one_line(tmp_path):
+    """Outside the test harness too: a real `bigram` process, exit 2, one line, no traceback."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "bigram", "--backend", "numpy", "train", "--data",
+                        str(tmp_path / "nope.txt")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: corpus") and "Traceback" not in r.stderr
+
+
+def test_docs_page_lists_every_case():
+    """docs/errors.md is generated from CASES (python -m tests.gen_error_docs): no case missing."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "errors.md").read_text(encoding="utf-8")
+    for case in CASES:
+        assert f"| {case.id} |" in doc, f"rerun python -m tests.gen_error_docs: {case.id} is not in docs/errors.md"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["train", "--help"], ["generate", "--help"]])
+def test_help_and_version_still_exit_0(argv):
+    """main() runs typer with standalone_mode=False to make usage errors one line; help and version are untouched."""
+    code, out, err = run_cli(argv)
+    assert code == 0 and err == ""
+    assert out.startswith("bigram ") if argv == ["--version"] else "Usage: bigram" in out
+
+
+def test_no_command_shows_the_help():
+    code, out, err = run_cli([])
+    assert code == 2 and "Usage: bigram" in out + err and "Commands" in out + err

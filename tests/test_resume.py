@@ -1,0 +1,102 @@
+"""Exact resume: N steps + resume N more == 2N steps, bit for bit, on both backends."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clirun import run_cli, small_text
+
+BACKENDS = ["numpy", "torch"]
+
+
+def _train(backend, data, out, *opts):
+    """Always on CPU: bit identity is promised there (CUDA's scatter-add may sum in any order)."""
+    code, _, err = run_cli(["--backend", backend, "--device", "cpu", "train", "--data", data, "--out", out,
+                            "--sample", "0", *opts])
+    assert code == 0, err
+    return err
+
+
+def _files(d):
+    """Every tensor's dtype, shape and raw bytes (bit identity; the header's key order may vary)."""
+    from safetensors.numpy import load
+
+    out = {}
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        for key, a in load((d / name).read_bytes()).items():
+            out[f"{name}:{key}"] = (str(a.dtype), a.shape, a.tobytes())
+    return out
+
+
+def _metrics(d):
+    return [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("evals", [["--eval-interval", "7"], ["--eval-interval", "10", "--eval-batches", "2"]],
+                         ids=["exact-eval", "estimated-eval"])
+def test_resume_is_bit_identical(backend, evals, tmp_path, shakespeare_path):
+    """The eval schedule (7 does not divide 20; estimates draw their own batches) must not touch training."""
+    N = 20
+    full, half = tmp_path / "full", tmp_path / "half"
+    _train(backend, shakespeare_path, full, "--steps", str(2 * N), *evals)
+    _train(backend, shakespeare_path, half, "--steps", str(N), *evals)
+    assert _files(half) != _files(full)
+    _train(backend, shakespeare_path, half, "--resume", half, "--steps", str(N))  # backend from the checkpoint
+    assert _files(half) == _files(full)
+    a, b = (json.loads((d / "config.json").read_text()) for d in (full, half))
+    assert a["batcher_state"] == b["batcher_state"] and a["step"] == b["step"] == 2 * N
+    assert a["eval_batcher_state"] == b["eval_batcher_state"] or "--eval-batches" not in evals
+
+
+def test_metrics_continue(tmp_path, shakespeare_path):
+    """metrics.jsonl goes on from the checkpoint: same steps and losses as the uninterrupted run."""
+    full, half = tmp_path / "full", tmp_path / "half"
+    _train("numpy", shakespeare_path, full, "--steps", "40", "--eval-interval", "10")
+    _train("numpy", shakespeare_path, half, "--steps", "20", "--eval-interval", "10")
+    with open(half / "metrics.jsonl", "a") as f:  # a record past the checkpoint (a run killed after its save)
+        f.write(json.dumps({"step": 30, "train_loss": 9.9, "val_loss": 9.9}) + "\n")
+    _train("numpy", shakespeare_path, half, "--resume", half, "--steps", "20")
+    strip = lambda rs: [(r["step"], r["train_loss"], r["val_loss"]) for r in rs]  # noqa: E731
+    assert strip(_metrics(half)) == strip(_metrics(full))
+    assert [r["step"] for r in _metrics(half)] == [0, 10, 20, 30, 40]
+
+
+def test_resume_into_another_out_keeps_the_source(tmp_path, shakespeare_path):
+    src, dst, full = tmp_path / "src", tmp_path / "dst", tmp_path / "full"
+    _train("numpy", shakespeare_path, full, "--steps", "10")
+    _train("numpy", shakespeare_path, src, "--steps", "5")
+    before = _files(src)
+    _train("numpy", shakespeare_path, dst, "--resume", src, "--steps", "5")
+    assert _files(src) == before and _files(dst) == _files(full)
+    assert [r["step"] for r in _metrics(dst)] == [0, 5, 10]
+
+
+def test_resume_without_steps_finishes_the_run(tmp_path, shakespeare_path):
+    """No --steps: train up to the step the interrupted run was going to reach (its target_step)."""
+    data = tmp_path / "small.txt"
+    data.write_text(small_text(shakespeare_path))
+    ck = tmp_path / "ck"
+    _train("numpy", data, ck, "--steps", "12")
+    cfg = json.loads((ck / "config.json").read_text())
+    cfg["target_step"] = 20  # as if it had been stopped at 12 of 20
+    (ck / "config.json").write_text(json.dumps(cfg))
+    err = _train("numpy", data, ck, "--resume", ck)
+    assert "for 8 steps" in err
+    assert json.loads((ck / "config.json").read_text())["step"] == 20
+
+
+def test_resume_can_switch_backend(tmp_path, shakespeare_path):
+    """Checkpoints are backend-neutral: a numpy run continues on torch (close, not bit-exact)."""
+    import numpy as np
+    from safetensors.numpy import load
+
+    full, half = tmp_path / "full", tmp_path / "half"
+    _train("numpy", shakespeare_path, full, "--steps", "20")
+    _train("numpy", shakespeare_path, half, "--steps", "10")
+    _train("torch", shakespeare_path, half, "--resume", half, "--steps", "10")
+    assert json.loads((half / "config.json").read_text())["backend"] == "torch"
+    w = [load((d / "model.safetensors").read_bytes())["token_embedding_table.weight"] for d in (full, half)]
+    np.testing.assert_allclose(w[0], w[1], rtol=0, atol=1e-5)
