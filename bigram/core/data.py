@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import tempfile
 import urllib.error
@@ -22,6 +23,8 @@ TINY_SHAKESPEARE_URL = (
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 TINY_SHAKESPEARE_NAME = "tinyshakespeare.txt"
 TRAIN_FRACTION = 0.9
+RELEASE_EVERY_WINDOWS = 512  # Batcher: random windows gathered from a memmap between page releases
+COUNT_CHUNK = 1 << 22  # bigram_counts: tokens per chunk, 32 MiB of int64 scratch
 
 
 def cache_dir() -> Path:
@@ -151,9 +154,28 @@ class Corpus:
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, tokenizer: Tokenizer | None = None) -> "Corpus":
-        """Load `path`, or Tiny Shakespeare from the cache when it is None."""
+        """Load `path` (a text file or a `bigram data prepare` directory), or Tiny Shakespeare when None."""
         path = Path(path) if path is not None else tiny_shakespeare_path()
+        if path.is_dir() and (path / "vocab.json").is_file():
+            return cls.from_prepared(path, tokenizer=tokenizer)
         return cls.from_text(read_corpus(path), tokenizer=tokenizer, source=str(path))
+
+    @classmethod
+    def from_prepared(cls, path: str | Path, *, tokenizer: Tokenizer | None = None) -> "Corpus":
+        """Memory-map a prepared directory's train.bin and val.bin: nothing is read up front."""
+        from bigram.core.prepare import SPLIT_FILES, read_meta
+        from bigram.core.tokenizer import tokenizer_from_json
+
+        path = Path(path)
+        meta = read_meta(path)
+        tok = tokenizer_from_json(meta["tokenizer"])
+        if tokenizer is not None and tokenizer.to_json() != tok.to_json():
+            raise BigramError(
+                f"{path} was prepared with another vocabulary ({tok!r}) than the one asked for ({tokenizer!r}); "
+                "prepare the corpus again with the matching --tokenizer"
+            )
+        splits = {s: _memmap(path / name, meta["dtype"], meta[f"{s}_tokens"]) for s, name in SPLIT_FILES.items()}
+        return cls(tok, splits["train"], splits["val"], meta["sha256"], str(path))
 
     def split(self, name: str) -> np.ndarray:
         if name == "train":
@@ -171,6 +193,28 @@ class Corpus:
                     f"the {name} split has {n} tokens, too few for --block-size {block_size} "
                     f"(needs at least {block_size + 2}); use a longer corpus or a smaller --block-size"
                 )
+
+
+def _memmap(path: Path, dtype: str, n: int) -> np.ndarray:
+    """A read-only (n,) memmap; an empty file cannot be mapped, so it becomes an empty array."""
+    if n == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=(n,))
+
+
+def release_pages(arr: np.ndarray) -> None:
+    """Drop the pages of a memmap that this process has touched from its resident set.
+
+    Pages of a mapped file count toward the process's RSS until unmapped, so
+    sweeping a multi-GB token file would look like loading it. MADV_DONTNEED
+    unmaps them (the kernel's page cache keeps them, a later read is a cheap
+    minor fault). A no-op on ordinary arrays and where madvise is missing.
+    """
+    base = arr
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is not None and hasattr(mmap, "MADV_DONTNEED") and not base.closed:
+        base.madvise(mmap.MADV_DONTNEED)
 
 
 class Batcher:
@@ -193,6 +237,8 @@ class Batcher:
         self.block_size = block_size
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self._arange = np.arange(block_size + 1)  # (T+1,)
+        self._mapped = isinstance(data, np.memmap)
+        self._touched = 0  # windows gathered since the memmap's pages were last released
 
     @property
     def n_windows(self) -> int:
@@ -207,6 +253,11 @@ class Batcher:
     def windows(self, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gather (..., T) inputs and targets for the given window starts."""
         win = self.data[offsets[..., None] + self._arange]  # (..., T+1)
+        if self._mapped:  # each random window maps up to 64 KiB (fault-around): release every ~32 MiB
+            self._touched += offsets.size
+            if self._touched >= RELEASE_EVERY_WINDOWS:
+                release_pages(self.data)
+                self._touched = 0
         return win[..., :-1], win[..., 1:]
 
     def get_batch(self) -> tuple[np.ndarray, np.ndarray]:
@@ -228,10 +279,12 @@ def bigram_counts(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
     """
     V = vocab_size
     counts = np.zeros(V * V, dtype=np.int64)
-    step = 1 << 24  # bounded scratch memory on very large token arrays
+    step = COUNT_CHUNK  # bounded scratch memory on very large token arrays
     for start in range(0, max(len(tokens) - 1, 0), step):
         stop = min(start + step, len(tokens) - 1)
         a = tokens[start:stop].astype(np.int64)
-        b = tokens[start + 1 : stop + 1]
-        counts += np.bincount(a * V + b, minlength=V * V)
+        a *= V  # in place: one int64 scratch array per chunk
+        a += tokens[start + 1 : stop + 1]
+        counts += np.bincount(a, minlength=V * V)
+        release_pages(tokens)  # a memmapped split is swept once; keep it out of the RSS
     return counts.reshape(V, V)
