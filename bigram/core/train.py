@@ -107,11 +107,15 @@ def train(
     log: Callable[[str], None] | None = None,
     progress: bool = True,
     run_config: dict | None = None,
+    is_main: bool = True,
 ) -> TrainResult:
     """Train `model` for cfg.steps steps past its current step; evaluate, log, checkpoint.
 
     `batcher` carries the data RNG (pass the restored one to resume exactly).
+    `is_main` False: a non-zero rank of a data-parallel job, same steps, silent, saves nothing.
     """
+    if not is_main:
+        log, out_dir, progress = (lambda msg: None), None, False
     cfg.validate()
     corpus.check_block_size(cfg.block_size)
     log = log or (lambda msg: print(msg, file=sys.stderr))
