@@ -7,7 +7,11 @@ subprocess under /usr/bin/time -f %M, which prints that child's peak RSS
 (ru_maxrss, KiB). The small `time` process is what forks: a child forked from
 this Python process would inherit its RSS as a floor (Linux carries the
 pre-exec high-water mark into ru_maxrss), so os.wait4 is only the fallback. For contrast it also trains from the text file directly, the path
-that decodes the whole corpus in memory. Prints a table and one JSON line.
+that decodes the whole corpus in memory, and measures each backend's floor:
+the same train on a 30 KB corpus (torch alone is ~220 MiB after `import
+torch`, ~300 MiB once torch.optim.AdamW is built, whatever the data).
+Stages run with OMP_NUM_THREADS=1, as torchrun runs each rank.
+Prints a table and one JSON line.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ def peak_rss_mb(cmd: list[str], tmp: Path) -> tuple[float, float]:
     if timer.exists():
         cmd = [str(timer), "-f", "%M", "-o", str(out)] + cmd
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
@@ -65,11 +70,14 @@ def main() -> None:
         tmp = Path(tmp)
         corpus = tmp / "corpus.txt"
         write_corpus(corpus, args.mb)
+        with open(corpus, "rb") as f, open(tmp / "small.txt", "wb") as g:
+            g.write(f.read(30_000))
         train_args = ["--steps", str(args.steps), "--sample", "0", "--out", str(tmp / "ck")]
         stages = [("prepare", bigram + ["data", "prepare", str(corpus), "--out", str(tmp / "d")])]
         for b in args.backends.split(","):
-            stages.append((f"train --data DIR ({b})", bigram + ["--backend", b, "--device", "cpu", "train",
-                                                               "--data", str(tmp / "d")] + train_args))
+            run = bigram + ["--backend", b, "--device", "cpu", "train", "--data"]
+            stages.append((f"floor: train on 30 KB text ({b})", run + [str(tmp / "small.txt")] + train_args))
+            stages.append((f"train --data DIR ({b})", run + [str(tmp / "d")] + train_args))
         if not args.skip_text:
             stages.append(("train --data FILE (numpy, text path)", bigram + ["--backend", "numpy", "train",
                                                                              "--data", str(corpus)] + train_args))

@@ -24,7 +24,7 @@ TINY_SHAKESPEARE_URL = (
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 TINY_SHAKESPEARE_NAME = "tinyshakespeare.txt"
 TRAIN_FRACTION = 0.9
-COUNT_CHUNK = 1 << 22  # bigram_counts: tokens per chunk, 32 MiB of int64 scratch
+COUNT_CHUNK = 1 << 20  # bigram_counts: tokens per chunk (8 MiB of int64 scratch, or V*V if larger)
 
 
 def cache_dir() -> Path:
@@ -296,7 +296,7 @@ def bigram_counts(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
     """
     V = vocab_size
     counts = np.zeros(V * V, dtype=np.int64)
-    step = COUNT_CHUNK  # bounded scratch memory on very large token arrays
+    step = max(COUNT_CHUNK, V * V)  # bounded scratch memory; bincount's (V*V,) output dominates for large V
     for start in range(0, max(len(tokens) - 1, 0), step):
         stop = min(start + step, len(tokens) - 1)
         a = tokens[start:stop].astype(np.int64)
