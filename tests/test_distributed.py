@@ -62,41 +62,54 @@ def test_rank_streams_and_batch_split():
     assert x.shape == (8, 4) and np.array_equal(y[:, :-1], x[:, 1:])
 
 
-def test_two_gloo_ranks_train_like_one_process_on_the_union_batch(small_dir, tmp_path):
-    torch = pytest.importorskip("torch")
+STEPS, BATCH = 30, 8
+
+
+@pytest.fixture(scope="module")
+def two_ranks(small_dir, shakespeare_path, tmp_path_factory):
+    """One torchrun launch of 2 gloo ranks: distributed counts of Tiny Shakespeare, then `train --distributed`."""
+    pytest.importorskip("torch")
+    tmp = tmp_path_factory.mktemp("dist")
+    prepare(shakespeare_path, tmp / "ts")
+    train_args = ["--backend", "torch", "--device", "cpu", "train", "--distributed", "--data", str(small_dir),
+                  "--steps", str(STEPS), "--batch-size", str(BATCH), "--dtype", "float64", "--eval-interval", "10",
+                  "--sample", "0", "--json", "--out", str(tmp / "ck")]
+    proc = _torchrun([str(ROOT / "tests" / "dist_worker.py"), str(tmp / "ts"), str(tmp / "c.npz"), "--"]
+                     + train_args, tmp)
+    return tmp, proc
+
+
+def test_two_gloo_ranks_train_like_one_process_on_the_union_batch(two_ranks, small_dir):
     from bigram.backends.torch_backend import TorchBackend
     from bigram.core.backend import AdamWConfig
     from bigram.core.checkpoint import load_checkpoint
     from bigram.core.sampling import init_weights
     from bigram.core.train import TrainConfig, train
 
-    steps, B = 30, 8
-    proc = _torchrun(["-m", "bigram", "--backend", "torch", "--device", "cpu", "train", "--distributed",
-                      "--data", str(small_dir), "--steps", str(steps), "--batch-size", str(B), "--dtype", "float64",
-                      "--eval-interval", "10", "--sample", "0", "--json", "--out", str(tmp_path / "ck")], tmp_path)
+    tmp, proc = two_ranks
     assert len(proc.stdout.strip().splitlines()) == 1  # only rank 0 prints its JSON
-    assert json.loads(proc.stdout)["steps"] == steps
+    assert json.loads(proc.stdout)["steps"] == STEPS
     assert proc.stderr.count("step 0: train loss") == 1  # only rank 0 logs
-    ck = load_checkpoint(tmp_path / "ck")
+    ck = load_checkpoint(tmp / "ck")
 
     corpus = Corpus.load(small_dir)
-    cfg = TrainConfig(steps=steps, batch_size=B, eval_interval=10, optim=AdamWConfig())
+    cfg = TrainConfig(steps=STEPS, batch_size=BATCH, eval_interval=10, optim=AdamWConfig())
     model = TorchBackend.create(init_weights(corpus.tokenizer.vocab_size, cfg.seed), device="cpu",
                                 dtype="float64", optim=cfg.optim)
-    union = UnionBatcher([rank_batcher(corpus.train, B, cfg.block_size, cfg.seed, r, 2) for r in range(2)])
+    union = UnionBatcher([rank_batcher(corpus.train, BATCH, cfg.block_size, cfg.seed, r, 2) for r in range(2)])
     train(model, corpus, cfg, backend="torch", batcher=union, progress=False, log=lambda m: None)
-    ref = model.get_state()
-    for key, want in ref.items():
+    for key, want in model.get_state().items():
         np.testing.assert_allclose(ck.state[key], want, rtol=0, atol=1e-12, err_msg=key)
-    assert torch.distributed.is_available()
+    # The per-rank streams matter: one process on its own batch stream ends elsewhere.
+    plain = TorchBackend.create(init_weights(corpus.tokenizer.vocab_size, cfg.seed), device="cpu", dtype="float64")
+    train(plain, corpus, cfg, backend="torch", progress=False, log=lambda m: None)
+    assert np.abs(plain.get_state()["token_embedding_table.weight"] - ck.weights).max() > 1e-3
 
 
-def test_distributed_counts_equal_single_process_counts_exactly(small_dir, shakespeare_path, tmp_path):
-    pytest.importorskip("torch")
-    prepare(shakespeare_path, tmp_path / "ts")
-    _torchrun([str(ROOT / "tests" / "dist_counts_worker.py"), str(tmp_path / "ts"), str(tmp_path / "c.npz")], tmp_path)
-    got = np.load(tmp_path / "c.npz")
-    corpus = Corpus.load(tmp_path / "ts")
+def test_distributed_counts_equal_single_process_counts_exactly(two_ranks):
+    tmp, _ = two_ranks
+    got = np.load(tmp / "c.npz")
+    corpus = Corpus.load(tmp / "ts")
     V = corpus.tokenizer.vocab_size
     assert int(got["world"]) == 2
     for split in ("train", "val"):

@@ -6,6 +6,8 @@ NumPy backend never load torch.
 
 from __future__ import annotations
 
+import os
+
 from bigram.core.errors import BigramError
 
 
@@ -29,6 +31,11 @@ class TrainRun:
         if distributed:
             if backend != "torch":
                 raise BigramError(f"--distributed runs on torch.distributed; use --backend torch, not {backend!r}")
+            if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:  # checked before paying for torch
+                raise BigramError(
+                    "--distributed needs torchrun's environment (RANK, WORLD_SIZE unset); launch with "
+                    "`torchrun --nproc_per_node N -m bigram --backend torch train --distributed ...`"
+                )
             from bigram.backends.torch_dist import init_distributed
 
             self.rank, self.world = init_distributed(device)
