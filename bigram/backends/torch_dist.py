@@ -107,7 +107,7 @@ class DeviceBatcher:
         off = self._offsets[self._next]  # (B,)
         self._next += 1
         win = self.data[off[:, None] + self.arange].long()  # (B,T+1), gathered on the device
-        return win[:, :-1], win[:, 1:]
+        return win[:, :-1].contiguous(), win[:, 1:].contiguous()  # (B,T) each; the model view()s them
 
     def get_state(self) -> dict:
         rng = np.random.Generator(np.random.PCG64())
