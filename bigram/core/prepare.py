@@ -30,7 +30,7 @@ VOCAB_FILE = "vocab.json"
 SPLIT_FILES = {"train": "train.bin", "val": "val.bin"}
 FORMAT = "bigram-tokens"
 FORMAT_VERSION = 1
-CHUNK_BYTES = 1 << 22  # 4 MiB of text per read: at most 16 MiB of UTF-32 scratch
+CHUNK_BYTES = 1 << 20  # 1 MiB of text per read: a few MiB of UTF-32 and id scratch
 
 
 @dataclass
