@@ -109,6 +109,13 @@ def test_cli_prepare_then_train_on_the_directory(tmp_path, shakespeare_path, cap
     cfg = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert cfg["corpus"]["sha256"] == ref.sha256 and cfg["tokenizer"] == ref.tokenizer.to_json()
     assert _run_cli(["data", "prepare", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "d")]) == 2
+    capsys.readouterr()
+    rc = _run_cli(["--backend", "numpy", "train", "--data", str(small), "--tokenizer", "byte", "--steps", "5",
+                   "--sample", "20", "--out", str(tmp_path / "ckb")])
+    assert rc == 0 and json.loads((tmp_path / "ckb" / "config.json").read_text())["tokenizer"] == {"kind": "byte"}
+    assert _run_cli(["vocab", "--checkpoint", str(tmp_path / "ckb")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "255\t0xff"
+    assert _run_cli(["--backend", "numpy", "train", "--data", str(small), "--tokenizer", "bpe"]) == 2
 
 
 def _rss_file_kb() -> int | None:

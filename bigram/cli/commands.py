@@ -142,5 +142,8 @@ def vocab(checkpoint: Path = typer.Option(Path("out"), "--checkpoint", help="Che
     from bigram.core.tokenizer import tokenizer_from_json
 
     tok = tokenizer_from_json(load_config(checkpoint).get("tokenizer"))
+    if not hasattr(tok, "chars"):  # the byte tokenizer: ids are the UTF-8 bytes themselves
+        print("\n".join(f"{i}\t0x{i:02x}" for i in range(tok.vocab_size)))
+        return
     for i, ch in enumerate(tok.chars):
         print(f"{i}\t{json.dumps(ch)}")
