@@ -57,6 +57,9 @@ def test_rank_streams_and_batch_split():
     with pytest.raises(BigramError, match="multiple of 3"):
         per_rank_batch(32, 3)
     data = np.arange(1000, dtype=np.uint16)
+    solo = rank_batcher(data, 8, 4, 7, 0, 1)  # one rank: the ordinary training batches
+    plain = Batcher(data, 8, 4, seed_streams(7)["train"])
+    assert np.array_equal(solo.offsets(3), plain.offsets(3))
     ub = UnionBatcher([rank_batcher(data, 8, 4, 7, r, 2) for r in range(2)])
     x, y = ub.get_batch()
     assert x.shape == (8, 4) and np.array_equal(y[:, :-1], x[:, 1:])
