@@ -55,7 +55,7 @@ class TorchTrainer:
     def __init__(self, inner, *, distributed: bool = False):
         self.inner = inner
         self.distributed = distributed
-        ids = [inner.torch_device] if inner.torch_device.type == "cuda" else None
+        ids = [torch.cuda.current_device()] if inner.torch_device.type == "cuda" else None  # LOCAL_RANK's GPU
         # DDP broadcasts rank 0's weights at wrap time, then all-reduces gradients in backward().
         self.module = DistributedDataParallel(inner.model, device_ids=ids) if distributed else inner.model
 

@@ -116,7 +116,10 @@ def read_corpus(path: str | Path) -> str:
     if not path.exists():
         raise BigramError(f"corpus {path} does not exist; pass --data with the path of a UTF-8 text file")
     if path.is_dir():
-        raise BigramError(f"corpus {path} is a directory; pass --data with the path of a UTF-8 text file")
+        raise BigramError(
+            f"corpus {path} is a directory without vocab.json; pass --data with a UTF-8 text file "
+            "or a directory made by `bigram data prepare FILE --out DIR`"
+        )
     try:
         raw = path.read_bytes()
     except OSError as e:
