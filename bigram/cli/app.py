@@ -99,3 +99,4 @@ from bigram.cli import commands  # noqa: E402,F401
 from bigram.cli import evaluate  # noqa: E402,F401
 from bigram.cli import explain  # noqa: E402,F401
 from bigram.cli import plot  # noqa: E402,F401
+from bigram.cli import data_cmd  # noqa: E402,F401  (bigram data prepare)

@@ -48,7 +48,9 @@ def backends(json_out: bool = typer.Option(False, "--json", help="Print JSON ins
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Optional[Path] = typer.Option(None, "--data", help="UTF-8 text file (default: Tiny Shakespeare, cached)."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="UTF-8 text file, or a DIR from `bigram data prepare` (memory-mapped). Default: Tiny Shakespeare."
+    ),
     steps: int = typer.Option(DEFAULT_STEPS, "--steps", help="Optimizer steps."),
     batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", help="Sequences per batch (B)."),
     block_size: int = typer.Option(DEFAULT_BLOCK_SIZE, "--block-size", help="Tokens per sequence (T)."),
@@ -69,6 +71,10 @@ def train(
     save_interval: Optional[int] = typer.Option(
         None, "--save-interval", help="Also save a checkpoint every N steps (SIGINT/SIGTERM always save)."
     ),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="char (default) or byte, for a text --data."),
+    distributed: bool = typer.Option(
+        False, "--distributed", help="Run as one rank of a torchrun job (torch backend, DDP); --batch-size is the total."
+    ),
 ) -> None:
     """Train a bigram model, save a checkpoint and print a sample."""
     if resume is not None:
@@ -88,15 +94,22 @@ def train(
     cfg.validate()
     st = state(ctx)
     get_backend(st.backend)  # an unknown backend fails before the corpus is read
-    corpus = load_corpus(data)
+    from bigram.cli.scale import TrainRun, tokenizer_option
+
+    run = TrainRun(st.backend, st.device, distributed)
+    corpus = load_corpus(data, tokenizer_option(tokenizer))
     corpus.check_block_size(block_size)
     V = corpus.tokenizer.vocab_size
     model = build_model(ctx, init_weights(V, seed), dtype=dtype, optim=cfg.optim)
-    say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    model, batcher = run.setup(model, corpus, cfg)
+    say = lambda msg: print(msg, file=sys.stderr) if run.is_main else None  # noqa: E731
     say(f"backend {st.backend} on {model.device} ({model.dtype}); corpus {corpus.source}: vocab {V}, "
         f"{len(corpus.train):,} train / {len(corpus.val):,} val tokens")
     result = run_train(model, corpus, cfg, backend=st.backend, out_dir=out, log=say, run_config={"seed": seed},
-                       save_interval=save_interval)
+                       save_interval=save_interval, batcher=batcher, is_main=run.is_main)
+    run.close()
+    if not run.is_main:
+        return
     say(f"{cfg.steps} steps in {result.train_s:.2f} s ({result.tokens_per_s:,.0f} tokens/s)")
     if sample_chars > 0:
         text = sample_text(model, corpus.tokenizer, prompt=None, max_new_tokens=sample_chars, seed=seed)
@@ -139,5 +152,8 @@ def vocab(checkpoint: Path = typer.Option(Path("out"), "--checkpoint", help="Che
     from bigram.core.checkpoint import config_tokenizer, load_config
 
     tok = config_tokenizer(load_config(checkpoint), checkpoint)
+    if not hasattr(tok, "chars"):  # the byte tokenizer: ids are the UTF-8 bytes themselves
+        print("\n".join(f"{i}\t0x{i:02x}" for i in range(tok.vocab_size)))
+        return
     for i, ch in enumerate(tok.chars):
         print(f"{i}\t{json.dumps(ch, ensure_ascii=False)}")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import tempfile
 import urllib.error
 import urllib.request
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ TINY_SHAKESPEARE_URL = (
 TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 TINY_SHAKESPEARE_NAME = "tinyshakespeare.txt"
 TRAIN_FRACTION = 0.9
+COUNT_CHUNK = 1 << 20  # bigram_counts: tokens per chunk (8 MiB of int64 scratch, or V*V if larger)
 
 
 def cache_dir() -> Path:
@@ -113,7 +116,10 @@ def read_corpus(path: str | Path) -> str:
     if not path.exists():
         raise BigramError(f"corpus {path} does not exist; pass --data with the path of a UTF-8 text file")
     if path.is_dir():
-        raise BigramError(f"corpus {path} is a directory; pass --data with the path of a UTF-8 text file")
+        raise BigramError(
+            f"corpus {path} is a directory without vocab.json; pass --data with a UTF-8 text file "
+            "or a directory made by `bigram data prepare FILE --out DIR`"
+        )
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -151,9 +157,28 @@ class Corpus:
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, tokenizer: Tokenizer | None = None) -> "Corpus":
-        """Load `path`, or Tiny Shakespeare from the cache when it is None."""
+        """Load `path` (a text file or a `bigram data prepare` directory), or Tiny Shakespeare when None."""
         path = Path(path) if path is not None else tiny_shakespeare_path()
+        if path.is_dir() and (path / "vocab.json").is_file():
+            return cls.from_prepared(path, tokenizer=tokenizer)
         return cls.from_text(read_corpus(path), tokenizer=tokenizer, source=str(path))
+
+    @classmethod
+    def from_prepared(cls, path: str | Path, *, tokenizer: Tokenizer | None = None) -> "Corpus":
+        """Memory-map a prepared directory's train.bin and val.bin: nothing is read up front."""
+        from bigram.core.prepare import SPLIT_FILES, read_meta
+        from bigram.core.tokenizer import tokenizer_from_json
+
+        path = Path(path)
+        meta = read_meta(path)
+        tok = tokenizer_from_json(meta["tokenizer"])
+        if tokenizer is not None and tokenizer.to_json() != tok.to_json():
+            raise BigramError(
+                f"{path} was prepared with another vocabulary ({tok!r}) than the one asked for ({tokenizer!r}); "
+                "prepare the corpus again with the matching --tokenizer"
+            )
+        splits = {s: _memmap(path / name, meta["dtype"], meta[f"{s}_tokens"]) for s, name in SPLIT_FILES.items()}
+        return cls(tok, splits["train"], splits["val"], meta["sha256"], str(path))
 
     def split(self, name: str) -> np.ndarray:
         if name == "train":
@@ -171,6 +196,38 @@ class Corpus:
                     f"the {name} split has {n} tokens, too few for --block-size {block_size} "
                     f"(needs at least {block_size + 2}); use a longer corpus or a smaller --block-size"
                 )
+
+
+def _memmap(path: Path, dtype: str, n: int) -> np.ndarray:
+    """A read-only (n,) memmap; an empty file cannot be mapped, so it becomes an empty array."""
+    if n == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=(n,))
+
+
+def release_pages(arr: np.ndarray) -> None:
+    """Drop the pages of a memmap that this process has touched from its resident set.
+
+    Pages of a mapped file count toward the process's RSS until unmapped, so
+    sweeping a multi-GB token file would look like loading it. MADV_DONTNEED
+    unmaps them (the kernel's page cache keeps them, a later read is a cheap
+    minor fault). A no-op on ordinary arrays and where madvise is missing.
+    """
+    base = arr
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is not None and hasattr(mmap, "MADV_DONTNEED") and not base.closed:
+        base.madvise(mmap.MADV_DONTNEED)
+
+
+def _open_whole_file(data: np.ndarray) -> int | None:
+    """A read-only fd on the file behind `data` when it is a whole-file memmap (else None)."""
+    if not isinstance(data, np.memmap) or not hasattr(os, "pread") or not data.filename:
+        return None
+    if data.offset != 0 or data.nbytes != os.path.getsize(data.filename) or not data.flags.c_contiguous:
+        return None  # a slice or view: its first token is not the file's first
+    fd = os.open(data.filename, os.O_RDONLY)
+    return fd
 
 
 class Batcher:
@@ -193,6 +250,9 @@ class Batcher:
         self.block_size = block_size
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self._arange = np.arange(block_size + 1)  # (T+1,)
+        self._fd = _open_whole_file(data)  # a prepared split: windows are read with pread
+        if self._fd is not None:
+            weakref.finalize(self, os.close, self._fd)
 
     @property
     def n_windows(self) -> int:
@@ -206,8 +266,19 @@ class Batcher:
 
     def windows(self, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gather (..., T) inputs and targets for the given window starts."""
-        win = self.data[offsets[..., None] + self._arange]  # (..., T+1)
+        if self._fd is not None:
+            win = self._pread_windows(offsets)  # (..., T+1)
+        else:
+            win = self.data[offsets[..., None] + self._arange]  # (..., T+1)
         return win[..., :-1], win[..., 1:]
+
+    def _pread_windows(self, offsets: np.ndarray) -> np.ndarray:
+        """The same windows, read from the file: a random read through a memmap maps a whole
+        page-cache folio (up to 2 MiB on Linux 6.x), so gathering through the mapping would
+        soon hold the whole split in RSS; pread copies just T+1 tokens per row."""
+        n, item = self.block_size + 1, self.data.itemsize
+        buf = b"".join([os.pread(self._fd, n * item, int(o) * item) for o in offsets.reshape(-1)])
+        return np.frombuffer(bytearray(buf), dtype=self.data.dtype).reshape(*offsets.shape, n)
 
     def get_batch(self) -> tuple[np.ndarray, np.ndarray]:
         """One batch: x (B,T) and y (B,T) with y[:, t] = x[:, t+1]'s successor."""
@@ -228,10 +299,12 @@ def bigram_counts(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
     """
     V = vocab_size
     counts = np.zeros(V * V, dtype=np.int64)
-    step = 1 << 24  # bounded scratch memory on very large token arrays
+    step = max(COUNT_CHUNK, V * V)  # bounded scratch memory; bincount's (V*V,) output dominates for large V
     for start in range(0, max(len(tokens) - 1, 0), step):
         stop = min(start + step, len(tokens) - 1)
         a = tokens[start:stop].astype(np.int64)
-        b = tokens[start + 1 : stop + 1]
-        counts += np.bincount(a * V + b, minlength=V * V)
+        a *= V  # in place: one int64 scratch array per chunk
+        a += tokens[start + 1 : stop + 1]
+        counts += np.bincount(a, minlength=V * V)
+        release_pages(tokens)  # a memmapped split is swept once; keep it out of the RSS
     return counts.reshape(V, V)

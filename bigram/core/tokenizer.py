@@ -124,9 +124,56 @@ def _show(chars: list[str], limit: int = 20) -> str:
     return shown + (f" and {len(chars) - limit} more" if len(chars) > limit else "")
 
 
+class ByteTokenizer:
+    """The UTF-8 bytes of the text as ids: V = 256, and no character is ever unknown.
+
+    A character outside ASCII becomes 2-4 tokens, so a byte model predicts
+    UTF-8 continuation bytes too. decode() replaces an incomplete sequence
+    (a sample cut mid-character) with U+FFFD instead of failing.
+    """
+
+    kind = "byte"
+    vocab_size = 256
+    dtype = np.dtype(np.uint8)
+
+    @classmethod
+    def from_text(cls, text: str) -> "ByteTokenizer":
+        return cls()  # the vocabulary does not depend on the text
+
+    def unknown_chars(self, text: str) -> list[str]:
+        return []
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8).copy()  # (N,)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        if ids.size and (ids.min() < 0 or ids.max() > 255):
+            raise ValueError("token id out of range for the byte vocab of 256")
+        return ids.astype(np.uint8).tobytes().decode("utf-8", "replace")
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "ByteTokenizer":
+        if not isinstance(obj, dict) or obj.get("kind") != cls.kind:
+            raise ValueError("not a byte tokenizer")
+        return cls()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ByteTokenizer)
+
+    def __repr__(self) -> str:
+        return "ByteTokenizer(vocab_size=256)"
+
+
+TOKENIZERS = {CharTokenizer.kind: CharTokenizer, ByteTokenizer.kind: ByteTokenizer}
+
+
 def tokenizer_from_json(obj: dict) -> Tokenizer:
     """Rebuild a tokenizer saved with `to_json`."""
     kind = obj.get("kind") if isinstance(obj, dict) else None
-    if kind == CharTokenizer.kind:
-        return CharTokenizer.from_json(obj)
+    if kind in TOKENIZERS:
+        return TOKENIZERS[kind].from_json(obj)
     raise ValueError(f"unknown tokenizer kind {kind!r}")

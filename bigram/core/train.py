@@ -139,6 +139,7 @@ def train(
     run_config: dict | None = None,
     save_interval: int | None = None,
     resumed: dict | None = None,
+    is_main: bool = True,
 ) -> TrainResult:
     """Train `model` for cfg.steps steps past its current step; evaluate, log, checkpoint.
 
@@ -147,7 +148,10 @@ def train(
     Evaluations fall on multiples of eval_interval counted from step 0, so a
     resumed run evaluates where the uninterrupted one would have. SIGINT and
     SIGTERM save a checkpoint at the last completed step and raise Interrupted.
+    `is_main` False: a non-zero rank of a data-parallel job, same steps, silent, saves nothing.
     """
+    if not is_main:
+        log, out_dir, progress = (lambda msg: None), None, False
     cfg.validate()
     corpus.check_block_size(cfg.block_size)
     if save_interval is not None and (not isinstance(save_interval, int) or save_interval <= 0):

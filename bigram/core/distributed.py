@@ -1,0 +1,70 @@
+"""Data-parallel bookkeeping that needs no framework: shards, per-rank seeds, the union batch.
+
+The collectives themselves (all-reduce) are torch.distributed's, in
+bigram/backends/torch_dist.py; core never imports torch.
+
+Conventions (docs/scale.md):
+- `--batch-size B` is the TOTAL batch. With W ranks each draws B / W rows.
+- Rank r draws from its own PCG64 stream, rank_seed(seed, r, W). With W = 1
+  that is the single-process train stream, so one rank = plain training.
+- DDP averages the ranks' gradients, each the mean over (B/W)*T positions:
+  that is the mean over all B*T positions of the union batch. So W ranks
+  equal one process whose batcher is UnionBatcher of the W rank batchers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bigram.core.data import Batcher
+from bigram.core.errors import BigramError
+from bigram.core.sampling import seed_streams
+
+
+def shard_bounds(n_tokens: int, rank: int, world: int) -> tuple[int, int]:
+    """Token slice [lo, hi) of rank's shard for counting bigrams.
+
+    The N - 1 pairs (t[i], t[i+1]) are split into W contiguous ranges; a rank
+    owning pairs [p0, p1) needs tokens [p0, p1 + 1): neighbouring shards share
+    one token, so every pair is counted exactly once.
+    """
+    pairs = max(n_tokens - 1, 0)
+    p0, p1 = pairs * rank // world, pairs * (rank + 1) // world
+    return p0, (p1 + 1 if p1 > p0 else p0)
+
+
+def rank_seed(seed: int, rank: int, world: int) -> np.random.SeedSequence:
+    """Rank's batch stream: the train stream itself for one rank, else its rank-th child."""
+    train = seed_streams(seed)["train"]
+    return train if world == 1 else train.spawn(world)[rank]
+
+
+def per_rank_batch(batch_size: int, world: int) -> int:
+    if batch_size % world:
+        raise BigramError(
+            f"--batch-size {batch_size} is the total batch and must divide evenly over {world} ranks; "
+            f"use a multiple of {world}"
+        )
+    return batch_size // world
+
+
+def rank_batcher(train: np.ndarray, batch_size: int, block_size: int, seed: int, rank: int, world: int) -> Batcher:
+    """The batcher rank `rank` of `world` trains on: B / W rows from its own stream."""
+    return Batcher(train, per_rank_batch(batch_size, world), block_size, rank_seed(seed, rank, world))
+
+
+class UnionBatcher:
+    """One process drawing what W ranks draw together: their batches stacked on the batch axis.
+
+    Training with it equals W-rank data-parallel training; the tests use it as the reference.
+    """
+
+    def __init__(self, batchers: list[Batcher]):
+        self.batchers = batchers
+
+    def get_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = zip(*(b.get_batch() for b in self.batchers))
+        return np.concatenate(xs), np.concatenate(ys)  # (B,T), (B,T)
+
+    def get_state(self) -> dict:
+        return self.batchers[0].get_state()

@@ -1,0 +1,166 @@
+"""`bigram data prepare`: a corpus of any size to nanoGPT-style token files.
+
+    DIR/train.bin   the first int(0.9 * N) token ids, raw, in the vocab's dtype
+    DIR/val.bin     the remaining ids
+    DIR/vocab.json  tokenizer, dtype, token counts, corpus sha256 (written last)
+
+The file is read twice in fixed-size byte chunks (vocabulary scan, then
+encoding), so memory stays bounded whatever the corpus size. An incremental
+UTF-8 decoder carries a character split across two chunks over to the next.
+The split and the ids equal Corpus.from_text's on the same file exactly.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from bigram.core.data import TRAIN_FRACTION, _fsync_dir, atomic_write_bytes
+from bigram.core.errors import BigramError
+from bigram.core.tokenizer import TOKENIZERS, CharTokenizer, Tokenizer, _codepoints, token_dtype
+
+VOCAB_FILE = "vocab.json"
+SPLIT_FILES = {"train": "train.bin", "val": "val.bin"}
+FORMAT = "bigram-tokens"
+FORMAT_VERSION = 1
+CHUNK_BYTES = 1 << 20  # 1 MiB of text per read: a few MiB of UTF-32 and id scratch
+
+
+@dataclass
+class ScanResult:
+    n_tokens: int
+    n_bytes: int
+    sha256: str
+    tokenizer: Tokenizer
+
+
+def iter_text(path: Path, chunk_bytes: int = CHUNK_BYTES, on_bytes: Callable[[int], None] | None = None,
+              hasher=None) -> Iterator[str]:
+    """Decoded text of `path`, chunk by chunk; a one-line error at the first invalid byte.
+
+    `hasher` (a hashlib object) sees the raw bytes, so pass 1 hashes while it scans.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    pos = 0  # bytes read so far
+    with open(path, "rb") as f:
+        while True:
+            raw = f.read(chunk_bytes)
+            pending = len(decoder.getstate()[0])  # bytes of a split character held from the last chunk
+            try:
+                text = decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as e:
+                off = pos - pending + e.start
+                raise BigramError(
+                    f"corpus {path} is not UTF-8: invalid byte at offset {off}; convert it to UTF-8 (e.g. iconv -t utf-8)"
+                ) from None
+            pos += len(raw)
+            if hasher is not None:
+                hasher.update(raw)
+            if on_bytes is not None and raw:
+                on_bytes(len(raw))
+            if text:
+                yield text
+            if not raw:
+                return
+
+
+def scan(path: Path, kind: str = "char", chunk_bytes: int = CHUNK_BYTES, on_bytes=None) -> ScanResult:
+    """Pass 1: sha256, token count and (for 'char') the sorted set of characters."""
+    h = hashlib.sha256()
+    seen = np.zeros(0, dtype=np.uint32)  # code points met so far, sorted
+    n_chars = 0
+    for text in iter_text(path, chunk_bytes, on_bytes, hasher=h):
+        n_chars += len(text)
+        if kind == "char":
+            seen = np.union1d(seen, np.unique(_codepoints(text)))
+    n_bytes = path.stat().st_size
+    if kind == "char":
+        if n_chars == 0:
+            raise BigramError(f"corpus {path} is empty; pass a non-empty UTF-8 text file")
+        tok: Tokenizer = CharTokenizer(chr(int(cp)) for cp in seen)
+        return ScanResult(n_chars, n_bytes, h.hexdigest(), tok)
+    if n_bytes == 0:
+        raise BigramError(f"corpus {path} is empty; pass a non-empty UTF-8 text file")
+    return ScanResult(n_bytes, n_bytes, h.hexdigest(), TOKENIZERS[kind]())
+
+
+def encode_to_files(path: Path, out: Path, scan_res: ScanResult, chunk_bytes: int = CHUNK_BYTES, on_bytes=None) -> dict:
+    """Pass 2: encode chunk by chunk into train.bin then val.bin; returns per-split token counts."""
+    tok = scan_res.tokenizer
+    n_train = int(TRAIN_FRACTION * scan_res.n_tokens)  # Corpus.from_text's split
+    tmp = {s: out / f".{name}.tmp" for s, name in SPLIT_FILES.items()}
+    freq = np.zeros(tok.vocab_size, dtype=np.int64)  # unigram counts, for vocab.json
+    written = 0
+    with open(tmp["train"], "wb") as ftrain, open(tmp["val"], "wb") as fval:
+        for text in iter_text(path, chunk_bytes, on_bytes):
+            ids = tok.encode(text)  # (n,) in the vocab's dtype
+            freq += np.bincount(ids, minlength=tok.vocab_size)
+            k = max(0, min(len(ids), n_train - written))  # how many of these still belong to train
+            ftrain.write(ids[:k].tobytes())
+            fval.write(ids[k:].tobytes())
+            written += len(ids)
+        for f in (ftrain, fval):
+            f.flush()
+            os.fsync(f.fileno())
+    if written != scan_res.n_tokens:
+        raise BigramError(f"corpus {path} changed while it was being prepared; run `bigram data prepare` again")
+    for s, name in SPLIT_FILES.items():
+        os.replace(tmp[s], out / name)
+    _fsync_dir(out)
+    return {"train": n_train, "val": written - n_train, "freq": freq}
+
+
+def prepare(path: str | Path, out: str | Path, *, kind: str = "char", chunk_bytes: int = CHUNK_BYTES,
+            on_bytes: Callable[[int], None] | None = None) -> dict:
+    """Stream `path` into DIR/{train,val}.bin and DIR/vocab.json; returns vocab.json's content."""
+    path, out = Path(path), Path(out)
+    if kind not in TOKENIZERS:
+        raise BigramError(f"unknown tokenizer {kind!r}; use one of {', '.join(TOKENIZERS)}")
+    if not path.is_file():
+        raise BigramError(f"corpus {path} is not a file; pass the path of a UTF-8 text file")
+    if out.exists() and not out.is_dir():
+        raise BigramError(f"--out {out} exists and is not a directory; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / VOCAB_FILE).unlink(missing_ok=True)  # a half-rewritten directory must not look complete
+    res = scan(path, kind, chunk_bytes, on_bytes)
+    counts = encode_to_files(path, out, res, chunk_bytes, on_bytes)
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "tokenizer": res.tokenizer.to_json(),
+        "vocab_size": res.tokenizer.vocab_size, "dtype": token_dtype(res.tokenizer.vocab_size).name,
+        "train_tokens": counts["train"], "val_tokens": counts["val"], "train_fraction": TRAIN_FRACTION,
+        "token_counts": counts["freq"].tolist(), "sha256": res.sha256, "bytes": res.n_bytes,
+        "source": str(path),
+    }
+    atomic_write_bytes(out / VOCAB_FILE, (json.dumps(meta) + "\n").encode())
+    return meta
+
+
+def is_prepared(path: Path) -> bool:
+    return path.is_dir() and (path / VOCAB_FILE).is_file()
+
+
+def read_meta(path: Path) -> dict:
+    """vocab.json of a prepared directory, checked against the sizes of its token files."""
+    hint = f"run `bigram data prepare FILE --out {path}` again"
+    try:
+        meta = json.loads((path / VOCAB_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BigramError(f"{path / VOCAB_FILE} is unreadable ({e}); {hint}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BigramError(f"{path / VOCAB_FILE} is not a bigram token-file index; {hint}")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise BigramError(f"{path / VOCAB_FILE} has a newer format than this bigram reads; upgrade bigram")
+    item = np.dtype(meta["dtype"]).itemsize
+    for split, name in SPLIT_FILES.items():
+        f = path / name
+        want = meta[f"{split}_tokens"] * item
+        if not f.is_file() or f.stat().st_size != want:
+            raise BigramError(f"{f} is missing or not {want} bytes as {VOCAB_FILE} says; {hint}")
+    return meta

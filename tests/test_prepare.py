@@ -1,0 +1,155 @@
+"""`bigram data prepare`: streamed token files equal Corpus.from_text exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bigram.core.data import Batcher, Corpus, bigram_counts, release_pages
+from bigram.core.errors import BigramError
+from bigram.core.prepare import prepare
+from bigram.core.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_json
+
+
+def _run_cli(args: list[str]) -> int:
+    from bigram.cli.app import main
+
+    try:
+        main(args)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def test_prepare_equals_from_text_on_shakespeare(shakespeare_path, shakespeare, tmp_path):
+    meta = prepare(shakespeare_path, tmp_path, chunk_bytes=65_537)  # odd size: chunk edges fall mid-line
+    assert (meta["train_tokens"], meta["val_tokens"], meta["vocab_size"]) == (1_003_854, 111_540, 65)
+    assert meta["dtype"] == "uint8" and meta["sha256"] == shakespeare.sha256
+    c = Corpus.load(tmp_path)
+    assert isinstance(c.train, np.memmap) and isinstance(c.val, np.memmap)
+    assert c.tokenizer == shakespeare.tokenizer
+    assert np.array_equal(c.train, shakespeare.train) and np.array_equal(c.val, shakespeare.val)
+    assert sum(meta["token_counts"]) == 1_003_854 + 111_540
+    V = c.tokenizer.vocab_size
+    assert np.array_equal(bigram_counts(c.train, V), bigram_counts(shakespeare.train, V))
+
+
+# Multi-byte characters (2, 3 and 4 bytes in UTF-8) with tiny chunks: every split point is exercised.
+_text = st.text(alphabet=st.sampled_from(list("ab \n") + ["é", "ж", "€", "😀"]), min_size=1, max_size=60)
+
+
+@given(text=_text, chunk=st.integers(1, 7), kind=st.sampled_from(["char", "byte"]))
+def test_prepare_any_chunking_equals_from_text(tmp_path_factory, text, chunk, kind):
+    d = tmp_path_factory.mktemp("p")
+    src = d / "in.txt"
+    src.write_bytes(text.encode("utf-8"))
+    prepare(src, d / "out", kind=kind, chunk_bytes=chunk)
+    ref = Corpus.from_text(text, tokenizer=ByteTokenizer() if kind == "byte" else None)
+    got = Corpus.load(d / "out")
+    assert got.tokenizer == ref.tokenizer and got.sha256 == ref.sha256
+    assert np.array_equal(got.train, ref.train) and np.array_equal(got.val, ref.val)
+    assert got.train.dtype == ref.train.dtype
+
+
+def test_wide_vocab_is_uint16(tmp_path):
+    text = "".join(chr(0x4E00 + i) for i in range(300)) * 3  # 300 distinct CJK characters
+    (tmp_path / "cjk.txt").write_text(text, encoding="utf-8")
+    meta = prepare(tmp_path / "cjk.txt", tmp_path / "o")
+    assert meta["dtype"] == "uint16" and meta["vocab_size"] == 300
+    assert np.array_equal(Corpus.load(tmp_path / "o").train, Corpus.from_text(text).train)
+
+
+def test_invalid_utf8_names_the_offset(tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"hello \xc3\xa9 \xff world")
+    with pytest.raises(BigramError, match="offset 9"):
+        prepare(tmp_path / "bad.txt", tmp_path / "o", chunk_bytes=3)
+    (tmp_path / "cut.txt").write_bytes(b"ends mid-char \xe2\x82")
+    with pytest.raises(BigramError, match="not UTF-8"):
+        prepare(tmp_path / "cut.txt", tmp_path / "o")
+    (tmp_path / "empty.txt").write_bytes(b"")
+    with pytest.raises(BigramError, match="empty"):
+        prepare(tmp_path / "empty.txt", tmp_path / "o")
+
+
+def test_byte_tokenizer_round_trips_any_text():
+    tok = ByteTokenizer()
+    text = "naïve 😀 text\n"
+    ids = tok.encode(text)
+    assert tok.vocab_size == 256 and ids.dtype == np.uint8 and len(ids) == len(text.encode())
+    assert tok.decode(ids) == text and tok.unknown_chars("\u2603") == []
+    assert tok.decode(tok.encode("ok 😀")[:-2]) == "ok \ufffd"  # a cut character decodes, replaced
+    assert tokenizer_from_json(json.loads(json.dumps(tok.to_json()))) == tok
+    assert tokenizer_from_json(CharTokenizer("ab").to_json()) == CharTokenizer("ab")
+
+
+def test_load_rejects_mismatched_tokenizer_and_broken_dirs(tmp_path, shakespeare_path):
+    prepare(shakespeare_path, tmp_path / "o", kind="byte")
+    with pytest.raises(BigramError, match="another vocabulary"):
+        Corpus.load(tmp_path / "o", tokenizer=CharTokenizer("ab"))
+    (tmp_path / "o" / "val.bin").write_bytes(b"xx")  # truncated
+    with pytest.raises(BigramError, match="val.bin is missing or not"):
+        Corpus.load(tmp_path / "o")
+
+
+def test_cli_prepare_then_train_on_the_directory(tmp_path, shakespeare_path, capsys):
+    small = tmp_path / "small.txt"
+    small.write_bytes(shakespeare_path.read_bytes()[:20_000])
+    assert _run_cli(["data", "prepare", str(small), "--out", str(tmp_path / "d"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["train_tokens"] == 18_000 and "token_counts" not in summary
+    rc = _run_cli(["--backend", "numpy", "train", "--data", str(tmp_path / "d"), "--steps", "20",
+                   "--sample", "0", "--json", "--out", str(tmp_path / "ck")])
+    assert rc == 0
+    ref = Corpus.load(small)
+    cfg = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert cfg["corpus"]["sha256"] == ref.sha256 and cfg["tokenizer"] == ref.tokenizer.to_json()
+    assert _run_cli(["data", "prepare", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "d")]) == 2
+    capsys.readouterr()
+    rc = _run_cli(["--backend", "numpy", "train", "--data", str(small), "--tokenizer", "byte", "--steps", "5",
+                   "--sample", "20", "--out", str(tmp_path / "ckb")])
+    assert rc == 0 and json.loads((tmp_path / "ckb" / "config.json").read_text())["tokenizer"] == {"kind": "byte"}
+    assert _run_cli(["vocab", "--checkpoint", str(tmp_path / "ckb")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "255\t0xff"
+    assert _run_cli(["--backend", "numpy", "train", "--data", str(small), "--tokenizer", "bpe"]) == 2
+
+
+def _rss_file_kb() -> int | None:
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return None
+    for line in status.read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    return None
+
+
+@pytest.mark.skipif(_rss_file_kb() is None, reason="needs Linux /proc/self/status (RssFile)")
+def test_release_pages_keeps_a_swept_memmap_out_of_rss(tmp_path):
+    path = tmp_path / "big.bin"
+    np.arange(32 << 20, dtype=np.uint64).astype(np.uint8).tofile(path)  # 32 MiB
+    mm = np.memmap(path, dtype=np.uint8, mode="r")
+    before = _rss_file_kb()
+    total = int(mm[::4096].sum())  # touch every page
+    touched = _rss_file_kb()
+    release_pages(mm)
+    after = _rss_file_kb()
+    assert total >= 0 and touched - before > 16 << 10  # > 16 MiB became resident
+    assert after - before < 4 << 10  # and left again
+    assert int(mm[::4096].sum()) == total  # the mapping still reads the same bytes
+
+
+def test_batcher_on_memmap_draws_the_same_batches(tmp_path, shakespeare):
+    path = tmp_path / "t.bin"
+    shakespeare.train.tofile(path)
+    mm = np.memmap(path, dtype=shakespeare.train.dtype, mode="r")
+    a, b = Batcher(shakespeare.train, 32, 8, 7), Batcher(mm, 32, 8, 7)
+    assert b._fd is not None and a._fd is None  # the whole-file memmap is read with pread
+    for _ in range(40):
+        xa, ya = a.get_batch()
+        xb, yb = b.get_batch()
+        assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
