@@ -137,3 +137,18 @@ def test_core_and_cli_help_never_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_fit_and_eval_count_across_ranks_exactly(small_dir, tmp_path):
+    """`fit --distributed` / `eval --distributed` on 2 gloo ranks give one process's numbers."""
+    one = tmp_path / "one"
+    fit_args = ["-b", "numpy", "fit", "--data", str(small_dir), "--json"]
+    solo = subprocess.run([sys.executable, "-m", "bigram", *fit_args, "--out", str(one)],
+                          capture_output=True, text=True, check=True)
+    par = _torchrun(["-m", "bigram", *fit_args, "--distributed", "--out", str(tmp_path / "two")], tmp_path)
+    a, b = json.loads(solo.stdout), json.loads(par.stdout)  # only rank 0 prints
+    assert a["train_loss"] == b["train_loss"] and a["val_loss"] == b["val_loss"]
+    ev = _torchrun(["-m", "bigram", "-b", "numpy", "eval", "--checkpoint", str(one), "--data", str(small_dir),
+                    "--distributed", "--json"], tmp_path)
+    got = json.loads(ev.stdout)
+    assert got["train_loss"] == a["train_loss"] and got["optimum_train_loss"] == a["optimum_train_loss"]

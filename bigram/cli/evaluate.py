@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -17,6 +18,26 @@ from bigram.core.evaluate import DEFAULT_SMOOTHING
 DATA_HELP = "UTF-8 text file the checkpoint was trained on (default: Tiny Shakespeare, cached)."
 
 
+DISTRIBUTED_HELP = "Count as one rank of a torchrun job: each rank counts its shard, an all-reduce sums them."
+
+
+@contextmanager
+def counting(distributed: bool, device: str):
+    """Yield (count function, is this the rank that reports): one process, or a torchrun job."""
+    if not distributed:
+        from bigram.core.data import bigram_counts
+
+        yield bigram_counts, True
+        return
+    from bigram.backends.torch_dist import close_distributed, distributed_bigram_counts, init_distributed
+
+    rank, _ = init_distributed(device)
+    try:
+        yield distributed_bigram_counts, rank == 0
+    finally:
+        close_distributed()
+
+
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr)
 
@@ -28,6 +49,7 @@ def eval_command(
     data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
     split: str = typer.Option("both", "--split", help="train, val or both."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
+    distributed: bool = typer.Option(False, "--distributed", help=DISTRIBUTED_HELP),
 ) -> None:
     """Exact loss over each whole split, the best loss any bigram reaches on train, and the gap.
 
@@ -40,7 +62,10 @@ def eval_command(
     splits = parse_split(split)
     get_backend(state(ctx).backend)  # an unknown backend fails before any reading
     ck = load_checkpoint(checkpoint)
-    corpus, counts, warnings = load_corpus_for(ck, data)
+    with counting(distributed, state(ctx).device) as (count, is_main):
+        corpus, counts, warnings = load_corpus_for(ck, data, count)
+    if not is_main:
+        return
     for w in warnings:
         _say(w)
     model = build_model(ctx, ck.weights, dtype=str(ck.weights.dtype))
@@ -70,6 +95,7 @@ def fit(
     ),
     out: Path = typer.Option(Path("out-fit"), "--out", help="Checkpoint directory to write."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
+    distributed: bool = typer.Option(False, "--distributed", help=DISTRIBUTED_HELP),
 ) -> None:
     """Write the closed-form best table, log((C + k) / rowsum), as an ordinary checkpoint."""
     from bigram.core.backend import fresh_state
@@ -80,7 +106,10 @@ def fit(
     st = state(ctx)
     get_backend(st.backend)
     corpus = load_corpus(data)
-    counts = split_counts(corpus)
+    with counting(distributed, st.device) as (count, is_main):
+        counts = split_counts(corpus, count=count)
+    if not is_main:
+        return  # rank 0 alone writes the checkpoint
     W = fit_table(counts["train"], smoothing)  # (V,V) float32 log-probabilities
     model = build_model(ctx, W, dtype=str(W.dtype))
     r = evaluate_counts(model, counts)  # measured by the backend, not assumed

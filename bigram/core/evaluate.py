@@ -43,10 +43,14 @@ class EvalResult:
         return asdict(self)
 
 
-def split_counts(corpus: Corpus, splits=SPLITS) -> dict[str, np.ndarray]:
-    """(V,V) bigram counts of each split: the only thing exact evaluation needs."""
+def split_counts(corpus: Corpus, splits=SPLITS, count=bigram_counts) -> dict[str, np.ndarray]:
+    """(V,V) bigram counts of each split: the only thing exact evaluation needs.
+
+    `count(tokens, V)` defaults to one process; a data-parallel job passes
+    torch_dist.distributed_bigram_counts, which sums every rank's shard exactly.
+    """
     V = corpus.tokenizer.vocab_size
-    return {s: bigram_counts(corpus.split(s), V) for s in splits}
+    return {s: count(corpus.split(s), V) for s in splits}
 
 
 def evaluate_counts(model, counts: dict[str, np.ndarray], splits=SPLITS) -> EvalResult:
@@ -65,7 +69,7 @@ def parse_split(split: str) -> tuple[str, ...]:
     raise BigramError(f"unknown --split {split!r}; use train, val or both")
 
 
-def load_corpus_for(ckpt, data: str | Path | None) -> tuple[Corpus, dict[str, np.ndarray], list[str]]:
+def load_corpus_for(ckpt, data: str | Path | None, count=bigram_counts) -> tuple[Corpus, dict[str, np.ndarray], list[str]]:
     """The corpus encoded with the checkpoint's tokenizer, its split counts, and warnings.
 
     A character the checkpoint has never seen fails the encode (one-line
@@ -73,7 +77,7 @@ def load_corpus_for(ckpt, data: str | Path | None) -> tuple[Corpus, dict[str, np
     corpus' vocabulary differs too, which is also an error.
     """
     corpus = Corpus.load(data, tokenizer=ckpt.tokenizer)
-    counts = split_counts(corpus)
+    counts = split_counts(corpus, count=count)
     check_vocab(counts, ckpt.tokenizer, corpus.source)
     return corpus, counts, _sha_warnings(ckpt.config, corpus)
 
