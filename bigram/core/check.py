@@ -33,7 +33,7 @@ TOLERANCES = {
         "dlogits": 1e-12,
         "dW": 1e-12,
         "loss (huge logits)": 1e-12,
-        "dW (huge logits)": 1e-12,
+        "dW (huge logits)": 1e-10,  # logits of +-4000 carry eps*4000 = 9e-13 (see float32)
         "loss trajectory": 1e-10,  # N AdamW steps; tiny differences grow a little each step
         "weights": 1e-10,
         "adamw.exp_avg": 1e-10,
@@ -53,7 +53,11 @@ TOLERANCES = {
         # like sqrt(terms) * eps, so 1e-5 leaves room for --batch-size 64+.
         "dW": 1e-5,
         "loss (huge logits)": 1e-6,
-        "dW (huge logits)": 1e-5,
+        # Logits of +-4000 hold only eps*4000 = 5e-4 absolute precision in float32;
+        # a softmax that does not subtract the max exactly (a logsumexp, say) puts
+        # that error into each exponent. The bug this probe is for (overflow)
+        # gives inf/NaN, far past any tolerance.
+        "dW (huge logits)": 1e-3,
         "loss trajectory": 1e-5,  # each step's loss: the loss above, on weights that drifted by rounding
         # After N AdamW steps the weights carry N updates of lr * m/sqrt(v);
         # where a gradient entry is near 0, m/sqrt(v) turns float32 rounding of
