@@ -88,3 +88,16 @@ class BuggyBackend(NumpyBackend):
         from bigram.core.backend import AdamWConfig
 
         return BuggyBigram(weights, dtype=dtype, optim=optim or AdamWConfig())
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """Run the bigram CLI in this process (faked metadata is seen, torch is imported once): code, stdout, stderr."""
+    from bigram.cli.app import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err

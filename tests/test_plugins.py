@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from plugin_helpers import BuggyBackend, FakeBackend, FakeDists
+from plugin_helpers import BuggyBackend, FakeBackend, FakeDists, run_cli
 
 from bigram.core import hookspecs
 from bigram.core.errors import BigramError
@@ -31,16 +31,7 @@ def small_text(tmp_path):
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:
-    """Run the bigram CLI in this process (so the faked metadata is seen): exit code, stdout, stderr."""
-    from bigram.cli.app import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, *args)
 
 
 # ----------------------------------------------------------------------------
