@@ -111,7 +111,8 @@ def adamw_runs(draw, dtype):
 # of one rounding grows by that factor every step.
 # float32: the step carries the gradient's relative error (a few eps, see
 # TOL32_GRAD) through m/sqrt(v), a quotient of two rounded numbers: 1e-4 of
-# each tensor's scale. A dropped bias correction moves the weights by ~lr.
+# each tensor's scale. A dropped bias correction turns the first step from
+# lr*sign(g) into lr*(1 - beta1)/sqrt(1 - beta2)*sign(g), far past it.
 TOL32_ADAMW = 1e-4
 
 

@@ -61,8 +61,8 @@ TOLERANCES = {
         "loss trajectory": 1e-5,  # each step's loss: the loss above, on weights that drifted by rounding
         # After N AdamW steps the weights carry N updates of lr * m/sqrt(v);
         # where a gradient entry is near 0, m/sqrt(v) turns float32 rounding of
-        # g into a visible change, so the state gets 1e-4 (bias-correction
-        # bugs move it by ~1e-3 of its scale per step, still 10x above).
+        # g into a visible change, so the state gets 1e-4. (A dropped bias
+        # correction moves the weights by 0.1 of their scale in 10 steps.)
         "weights": 1e-4,
         "adamw.exp_avg": 1e-4,
         "adamw.exp_avg_sq": 1e-4,
