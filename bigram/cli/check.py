@@ -90,6 +90,8 @@ def check(
         raise BigramError("only the numpy backend is installed; install another (see `bigram backends`) to check it")
     classes = [(n, reg.get(n).cls) for n in names]  # an unknown name fails here, with the list
     device = state(ctx).device  # for every backend that offers it; the others run on their default
+    if device != "auto" and not any(device in cls.devices() for _, cls in classes):
+        raise BigramError(f"--device {device}: none of {', '.join(names)} can run there; use --device auto")
     devices = {n: device if device != "auto" and device in cls.devices() else "auto" for n, cls in classes}
     corpus = load_corpus(data)
     corpus.check_block_size(block_size)
