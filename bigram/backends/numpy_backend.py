@@ -185,6 +185,15 @@ class NumpyBigram:
         self.optim.v[...] = state["adamw.exp_avg_sq"]
         self.optim.t = int(state["adamw.step"])
 
+    def grads(self, idx, targets):
+        """idx, targets (B,T) -> {loss, dlogits (B,T,V), dW (V,V)}; no update. For cross-checks."""
+        logits = embedding_forward(self.W, idx)  # (B,T,V)
+        B, T, C = logits.shape
+        flat, tflat = logits.reshape(B * T, C), targets.reshape(B * T)  # (B*T,V), (B*T,)
+        dlogits = cross_entropy_backward(flat, tflat).reshape(B, T, C)  # (B,T,V)
+        dW = embedding_backward(dlogits, idx, self.vocab_size)  # (V,V)
+        return {"loss": float(cross_entropy_forward(flat, tflat)), "dlogits": dlogits, "dW": dW}
+
 
 class NumpyBackend:
     """Plugin entry: the hand-written reference."""

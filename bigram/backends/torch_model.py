@@ -139,3 +139,14 @@ class TorchBigram:
             "exp_avg": t(state["adamw.exp_avg"]),
             "exp_avg_sq": t(state["adamw.exp_avg_sq"]),
         }
+
+    def grads(self, idx, targets):
+        """idx, targets (B,T) -> {loss, dlogits (B,T,V), dW (V,V)} from autograd; no update."""
+        self.model.zero_grad(set_to_none=True)
+        logits = self.model.token_embedding_table(self._ids(idx))  # (B,T,C)
+        logits.retain_grad()  # keep the non-leaf gradient that autograd would free
+        B, T, C = logits.shape
+        loss = F.cross_entropy(logits.view(B * T, C), self._ids(targets).view(B * T))
+        loss.backward()
+        as_np = lambda t: t.detach().cpu().numpy()  # noqa: E731
+        return {"loss": loss.item(), "dlogits": as_np(logits.grad), "dW": as_np(self.weight.grad)}

@@ -67,6 +67,14 @@ class Model(Protocol):
         """Restore what get_state returned."""
         ...
 
+    def grads(self, idx: np.ndarray, targets: np.ndarray) -> dict:
+        """{"loss": float, "dlogits": (B,T,V), "dW": (V,V)} for one batch; no update.
+
+        Used by the cross-checks (`bigram check`) to compare the backward pass
+        step by step. A backend without it is still checked, on dW alone.
+        """
+        ...
+
 
 # get_state()/set_state() keys. The step is a 0-d int64 array.
 STATE_KEYS = (WEIGHT_KEY, "adamw.exp_avg", "adamw.exp_avg_sq", "adamw.step")

@@ -60,7 +60,6 @@ class CharTokenizer:
             raise BigramError("the vocabulary is empty: train on a non-empty corpus")
         self.chars = chars
         self._cps = np.array([ord(c) for c in chars], dtype=np.uint32)  # sorted
-        self._char_array = np.array(chars, dtype="<U1")
         self.dtype = token_dtype(len(chars))
 
     @classmethod
@@ -100,7 +99,8 @@ class CharTokenizer:
         ids = np.asarray(ids, dtype=np.int64).ravel()
         if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
             raise ValueError(f"token id out of range for vocab of {self.vocab_size}")
-        return "".join(self._char_array[ids].tolist())
+        # Via UTF-32 code points, not a '<U1' array, which reads '\x00' as "no character".
+        return self._cps[ids].tobytes().decode("utf-32-le", "surrogatepass")
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "chars": "".join(self.chars)}
