@@ -187,7 +187,7 @@ CASES = [
     # backend and device
     Case("backend-unknown", "`--backend` names no installed backend",
          ["--backend", "nope", "train", "--data", "{data}", "--steps", "2", "--out", "{tmp}/out"],
-         "available backends: numpy, torch"),
+         "numpy, torch (choose one with --backend NAME"),
     Case("device-cuda-numpy", "`--device cuda` with the numpy backend",
          ["--device", "cuda", *TRAIN], "the numpy backend runs on cpu only"),
     Case("device-cuda-missing", "`--device cuda` where CUDA is not available",

@@ -57,5 +57,5 @@ def test_choosing_a_broken_plugin_names_its_failure(broken_plugins, tmp_path):
     code, _, err = run_cli(["--backend", "importfails", "train", "--steps", 2, "--out", tmp_path / "o"])
     assert code == 2
     (line,) = message_lines(err)
-    assert "unknown backend 'importfails'" in line and "available backends: numpy, torch" in line
+    assert "unknown backend 'importfails'" in line and "available backends:" in line and "numpy, torch" in line
     assert "plugin 'importfails' failed to load: ImportError: needs libfoo" in line
