@@ -81,7 +81,7 @@ class TorchBigram:
         self.model.zero_grad(set_to_none=True)
         _, loss = self.model(self._ids(idx), self._ids(targets))
         loss.backward()
-        return float(loss), self.weight.grad.detach().cpu().numpy()
+        return loss.item(), self.weight.grad.detach().cpu().numpy()
 
     def train_step(self, idx, targets):
         _, loss = self.model(self._ids(idx), self._ids(targets))
