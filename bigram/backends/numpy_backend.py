@@ -77,6 +77,70 @@ def cross_entropy_backward(logits, targets):
 
 
 # ----------------------------------------------------------------------------
+# cross-entropy from bigram counts: a batch enters the loss only through the
+# counts c[i,j] of its (x[b,t], y[b,t]) pairs, so a step costs O(V*C), not O(B*T*C).
+
+
+def counts_cross_entropy_forward(W, counts):
+    """W (V,C) logits table, counts (V,C) of the batch's pairs -> scalar mean NLL.
+
+    Each position (b,t) adds -log softmax(W[x])[y]; grouping equal pairs gives
+    -sum_ij c_ij log softmax(W_i)_j / N, with N = sum c = B*T positions.
+    """
+    logp = log_softmax_forward(W)  # (V,C)
+    return -(counts * logp).sum() / counts.sum()
+
+
+def counts_cross_entropy_backward(W, counts):
+    """W (V,C), counts (V,C) -> dW (V,C) = (n_i softmax(W_i) - c_i) / N, n_i = sum_j c_ij.
+
+    The same sum embedding_backward(cross_entropy_backward(...)) scatters position
+    by position: each of the n_i positions that read row i adds softmax(W_i), and
+    each pair (i,j) subtracts 1 at column j. Same gradient, not an approximation.
+    """
+    n = counts.sum(axis=1, keepdims=True)  # (V,1)
+    return (n * softmax_forward(W) - counts) / counts.sum()
+
+
+class CountsCrossEntropy:
+    """The pair above fused for the training loop: one exp, no new (V,C) arrays per step.
+
+    forward keeps exp(W - shift) and the row sums; backward turns them into dW
+    in the same buffer. Same math as the pair above (tests check it). At V=65
+    numpy's per-row reductions cost more than the arithmetic, so rows are
+    summed by a matrix-vector product and shifted by the table's max, not each
+    row's: still exp <= 1, and a row far below the max falls back to its own.
+    """
+
+    def __init__(self, shape, dtype):
+        self.e = np.empty(shape, dtype=dtype)  # (V,C) exp(W - shift), then dW
+        self.ones = np.ones(shape[1], dtype=dtype)  # (C,) row sums as a matvec
+        self.tiny = np.finfo(dtype).tiny ** 0.5  # a row sum below this lost its small terms
+
+    def forward(self, W, counts):
+        """W (V,C), counts (V,C) -> loss; log softmax(W_i)_j = z_ij - log(se_i)."""
+        np.subtract(W, W.max(), out=self.e)  # (V,C) z <= 0: exp cannot overflow
+        cz = np.vdot(counts, self.e)  # sum_ij c_ij z_ij
+        np.exp(self.e, out=self.e)  # (V,C)
+        self.se = self.e @ self.ones  # (V,) softmax denominators
+        if self.se.min() < self.tiny:  # some row sits far below the max: shift each row by its own
+            np.subtract(W, W.max(axis=1, keepdims=True), out=self.e)  # (V,C)
+            cz = np.vdot(counts, self.e)
+            np.exp(self.e, out=self.e)
+            self.se = self.e @ self.ones
+        self.n = counts @ self.ones  # (V,) positions that read row i
+        self.N = self.n.sum()  # B*T
+        return float((self.n @ np.log(self.se) - cz) / self.N)
+
+    def backward(self, counts):
+        """-> dW (V,C) = (n_i e_i / se_i - c_i) / N, in the forward's buffer."""
+        np.multiply(self.e, (self.n / self.se)[:, None], out=self.e)  # (V,C) n_i softmax(W_i)
+        self.e -= counts
+        self.e *= 1 / self.N
+        return self.e
+
+
+# ----------------------------------------------------------------------------
 # AdamW, exactly as torch.optim.AdamW's single-tensor path computes it.
 
 
@@ -108,6 +172,33 @@ class AdamW:
         bias2_sqrt = (1 - c.beta2**self.t) ** 0.5
         denom = np.sqrt(self.v) / bias2_sqrt + c.eps
         p += (-(c.lr / bias1) * self.m) / denom  # torch's addcdiv: p + value*m/denom
+
+    def step_inplace(self, p, g):
+        """step() with no new arrays: a scratch buffer reused, g overwritten.
+
+        Same update; m/(sqrt(v)/b2 + eps) is computed as m*b2/(sqrt(v) + eps*b2)
+        (b2 = sqrt(1-beta2^t)), which saves a pass and differs only in rounding.
+        """
+        c = self.cfg
+        self.t += 1
+        s = getattr(self, "_scratch", None)
+        if s is None:
+            s = self._scratch = np.empty_like(self.m)  # (V,C)
+        bias1 = 1 - c.beta1**self.t
+        bias2_sqrt = (1 - c.beta2**self.t) ** 0.5
+        p *= 1 - c.lr * c.weight_decay
+        np.subtract(g, self.m, out=s)
+        s *= 1 - c.beta1
+        self.m += s  # m + (1-b1)(g-m)
+        self.v *= c.beta2
+        np.multiply(g, g, out=g)
+        g *= 1 - c.beta2
+        self.v += g  # b2 v + (1-b2) g^2
+        np.sqrt(self.v, out=s)
+        s += c.eps * bias2_sqrt
+        np.divide(self.m, s, out=s)
+        s *= -(c.lr * bias2_sqrt / bias1)
+        p += s
 
 
 # ----------------------------------------------------------------------------
@@ -184,6 +275,21 @@ class NumpyBigram:
         self.optim.m[...] = state["adamw.exp_avg"]
         self.optim.v[...] = state["adamw.exp_avg_sq"]
         self.optim.t = int(state["adamw.step"])
+
+    def loss_and_grad_counts(self, counts):
+        """counts (V,V) of a batch's (x,y) pairs -> loss, dW (V,V): loss_and_grad's values."""
+        counts = np.asarray(counts, dtype=self.W.dtype)
+        loss = counts_cross_entropy_forward(self.W, counts)
+        return float(loss), counts_cross_entropy_backward(self.W, counts)
+
+    def train_step_counts(self, counts):
+        """train_step from the batch's counts (V,V), in the model's dtype: O(V^2), in place."""
+        ce = getattr(self, "_counts_ce", None)
+        if ce is None:
+            ce = self._counts_ce = CountsCrossEntropy(self.W.shape, self.W.dtype)
+        loss = ce.forward(self.W, counts)
+        self.optim.step_inplace(self.W, ce.backward(counts))
+        return loss
 
 
 class NumpyBackend:

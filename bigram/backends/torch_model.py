@@ -139,3 +139,54 @@ class TorchBigram:
             "exp_avg": t(state["adamw.exp_avg"]),
             "exp_avg_sq": t(state["adamw.exp_avg_sq"]),
         }
+
+    def _counts(self, counts) -> torch.Tensor:
+        """A (V,V) NumPy counts array as a tensor in the model's dtype (no copy on cpu)."""
+        return torch.as_tensor(np.asarray(counts), dtype=self.weight.dtype, device=self.torch_device)
+
+    def loss_and_grad_counts(self, counts):
+        """counts (V,V) of a batch's (x,y) pairs -> loss, dW: autograd on the counts loss."""
+        self.model.zero_grad(set_to_none=True)
+        c = self._counts(counts)  # (V,V)
+        loss = -(c * F.log_softmax(self.weight, dim=-1)).sum() / c.sum()
+        loss.backward()
+        return loss.item(), self.weight.grad.detach().cpu().numpy()
+
+    @torch.no_grad()
+    def train_step_counts(self, counts):
+        """train_step from the batch's counts (V,V): the same gradient in O(V^2), by hand.
+
+        dL/dW_i = (n_i softmax(W_i) - c_i) / N: a handful of (V,V) kernels instead
+        of autograd through a (B*T,V) cross-entropy.
+        """
+        c = self._counts(counts)  # (V,V)
+        n = c.sum(dim=1, keepdim=True)  # (V,1) positions that read row i
+        N = n.sum()  # B*T
+        logp = F.log_softmax(self.weight, dim=-1)  # (V,V)
+        loss = -torch.dot(c.view(-1), logp.view(-1)) / N
+        grad = torch.addcmul(c, logp.exp_(), n, value=-1.0).div_(-N)  # (V,V) (n_i p_i - c_i)/N
+        self._adamw_step(grad)
+        return loss.item()
+
+    def _adamw_step(self, grad: torch.Tensor) -> None:
+        """One AdamW update of the table with `grad`, on the optimizer's own state.
+
+        torch._fused_adamw_ is the kernel behind AdamW(fused=True): one in-place
+        pass, without optimizer.step()'s per-call Python, which at (65,65) costs
+        more than the math. Elsewhere (older torch, step kept off-device), the
+        optimizer itself runs.
+        """
+        st = self.optimizer.state[self.weight]
+        if not st:  # what AdamW's first step creates; get_state/set_state read the same keys
+            st.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(self.weight),
+                      exp_avg_sq=torch.zeros_like(self.weight))
+        fused = getattr(torch, "_fused_adamw_", None)
+        if fused is None or st["step"].device != self.weight.device:
+            self.weight.grad = grad
+            self.optimizer.step()
+            return
+        g = self.optimizer.param_groups[0]
+        st["step"] += 1  # the kernel reads t for the bias corrections; AdamW increments first too
+        fused([self.weight], [grad], [st["exp_avg"]], [st["exp_avg_sq"]], [], [st["step"]],
+              lr=g["lr"], beta1=g["betas"][0], beta2=g["betas"][1], weight_decay=g["weight_decay"],
+              eps=g["eps"], amsgrad=False, maximize=False)

@@ -15,6 +15,7 @@ from bigram.core.backend import AdamWConfig, Model
 from bigram.core.checkpoint import save_checkpoint
 from bigram.core.data import Batcher, Corpus, bigram_counts
 from bigram.core.errors import BigramError
+from bigram.core.fast import DEFAULT_METHOD, METHODS, make_step
 from bigram.core.metrics import METRICS_FILE, MetricsLog
 from bigram.core.sampling import seed_streams
 
@@ -39,6 +40,7 @@ class TrainConfig:
     eval_interval: int = DEFAULT_EVAL_INTERVAL
     eval_batches: int | None = None  # None: exact loss over the whole split
     optim: AdamWConfig = field(default_factory=AdamWConfig)
+    method: str = DEFAULT_METHOD  # "counts" (fast, exact) or "textbook" (bigram/core/fast.py)
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "block_size", "eval_interval"):
@@ -51,6 +53,8 @@ class TrainConfig:
             raise BigramError(f"--lr must be a positive finite number, got {lr}; try --lr {DEFAULT_LR}")
         if self.eval_batches is not None and self.eval_batches <= 0:
             raise BigramError(f"--eval-batches must be a positive integer, got {self.eval_batches}")
+        if self.method not in METHODS:
+            raise BigramError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -124,6 +128,7 @@ def train(
     t0 = time.perf_counter()
     train_s = 0.0
     loss = float("nan")
+    take_step = make_step(model, batcher, cfg.method)  # draws batches many steps at a time
 
     def do_eval(step: int) -> dict[str, float]:
         losses = evaluate(model)
@@ -139,8 +144,7 @@ def train(
             if (step - start) % cfg.eval_interval == 0:
                 do_eval(step)
             ts = time.perf_counter()
-            xb, yb = batcher.get_batch()  # (B,T), (B,T)
-            loss = model.train_step(xb, yb)
+            loss = take_step()  # next batch, forward, backward, AdamW; batcher stays in lockstep
             train_s += time.perf_counter() - ts
             if not math.isfinite(loss):
                 raise BigramError(
