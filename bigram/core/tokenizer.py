@@ -38,23 +38,6 @@ class Tokenizer(Protocol):
 
     def encode(self, text: str) -> np.ndarray: ...
 
-    def _encode_bytes(self, text: str, out: np.ndarray) -> bool:
-        """The Latin-1 fast path: bytes.translate maps each character to its id in C.
-
-        Characters outside the vocabulary become 0xFF (never an id when V < 256);
-        False sends the caller to the general path, which names them.
-        """
-        for start in range(0, len(text), _BYTE_CHUNK):
-            try:
-                raw = text[start : start + _BYTE_CHUNK].encode("latin-1")
-            except UnicodeEncodeError:
-                return False
-            ids = raw.translate(self._byte_table)
-            if self.vocab_size < 256 and b"\xff" in ids:
-                return False
-            out[start : start + len(ids)] = np.frombuffer(ids, dtype=np.uint8)
-        return True
-
     def decode(self, ids: Iterable[int]) -> str: ...
 
     def to_json(self) -> dict: ...
