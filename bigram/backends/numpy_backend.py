@@ -117,8 +117,11 @@ class CountsCrossEntropy:
         self.ones = np.ones(shape[1], dtype=dtype)  # (C,) row sums as a matvec
         self.tiny = np.finfo(dtype).tiny ** 0.5  # a row sum below this lost its small terms
 
-    def forward(self, W, counts):
-        """W (V,C), counts (V,C) -> loss; log softmax(W_i)_j = z_ij - log(se_i)."""
+    def forward(self, W, counts, n=None, N=None):
+        """W (V,C), counts (V,C) -> loss; log softmax(W_i)_j = z_ij - log(se_i).
+
+        n (V,) and N, the row sums and total of counts, may be passed in precomputed.
+        """
         np.subtract(W, W.max(), out=self.e)  # (V,C) z <= 0: exp cannot overflow
         cz = np.vdot(counts, self.e)  # sum_ij c_ij z_ij
         np.exp(self.e, out=self.e)  # (V,C)
@@ -128,8 +131,8 @@ class CountsCrossEntropy:
             cz = np.vdot(counts, self.e)
             np.exp(self.e, out=self.e)
             self.se = self.e @ self.ones
-        self.n = counts @ self.ones  # (V,) positions that read row i
-        self.N = self.n.sum()  # B*T
+        self.n = counts @ self.ones if n is None else n  # (V,) positions that read row i
+        self.N = self.n.sum() if N is None else N  # B*T
         return float((self.n @ np.log(self.se) - cz) / self.N)
 
     def backward(self, counts):
@@ -282,12 +285,15 @@ class NumpyBigram:
         loss = counts_cross_entropy_forward(self.W, counts)
         return float(loss), counts_cross_entropy_backward(self.W, counts)
 
-    def train_step_counts(self, counts):
-        """train_step from the batch's counts (V,V), in the model's dtype: O(V^2), in place."""
+    def train_step_counts(self, counts, row_sums=None, total=None):
+        """train_step from the batch's counts (V,V), in the model's dtype: O(V^2), in place.
+
+        row_sums (V,) and total (N), when the caller has them, spare two reductions.
+        """
         ce = getattr(self, "_counts_ce", None)
         if ce is None:
             ce = self._counts_ce = CountsCrossEntropy(self.W.shape, self.W.dtype)
-        loss = ce.forward(self.W, counts)
+        loss = ce.forward(self.W, counts, row_sums, total)
         self.optim.step_inplace(self.W, ce.backward(counts))
         return loss
 

@@ -69,3 +69,5 @@ def main(argv: list[str] | None = None) -> None:
 
 # Commands live in their own modules and register themselves on `app`.
 from bigram.cli import commands  # noqa: E402,F401
+
+from bigram.cli import bench  # noqa: E402,F401

@@ -64,7 +64,7 @@ class CountsStream(ChunkedBatches):
         self.V, self.dtype = V, np.dtype(dtype if exact else "float64")
         self.codes = pair_codes(batcher.data, V)  # (N-1,) pair at each position
         self._arange = np.arange(T)  # (T,)
-        self.counts = np.empty((0, V, V), dtype=self.dtype)
+        self.items: list = []
 
     def _refill(self) -> None:
         offsets = self.next_chunk()  # (S,B)
@@ -77,15 +77,19 @@ class CountsStream(ChunkedBatches):
         # with B*T << V*V this beats a dense bincount plus a dtype conversion.
         np.add.at(flat, codes.ravel(), self.dtype.type(1))
         self.counts = flat.reshape(S, self.V, self.V)  # (S,V,V)
+        rows = flat.reshape(S * self.V, self.V) @ np.ones(self.V, dtype=self.dtype)  # (S*V,) n_i
+        rows = rows.reshape(S, self.V)  # (S,V) positions that read row i, per step
+        totals = rows.sum(axis=1).tolist()  # (S,) N = B*T per step
+        self.items = list(zip(self.counts, rows, totals))  # views made once per chunk, not per step
         self.i = 0
 
-    def __call__(self) -> np.ndarray:
-        """The next step's counts (V,V), in the model's dtype."""
-        if self.i == len(self.counts):
+    def __call__(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """The next step's counts (V,V) in the model's dtype, their row sums (V,) and total N."""
+        if self.i == len(self.items):
             self._refill()
-        self.take()
+        self.bits.random_raw(self.batcher.batch_size)  # take(), inlined: this runs every step
         self.i += 1
-        return self.counts[self.i - 1]
+        return self.items[self.i - 1]
 
 
 class WindowStream(ChunkedBatches):
@@ -109,7 +113,7 @@ def make_step(model, batcher: Batcher, method: str = DEFAULT_METHOD) -> Callable
     """A function that takes one training step on the next batch and returns its loss."""
     if method == "counts":
         counts = CountsStream(batcher, model.vocab_size, model.dtype)
-        return lambda: model.train_step_counts(counts())
+        return lambda: model.train_step_counts(*counts())
     if method == "textbook":
         windows = WindowStream(batcher)
         return lambda: model.train_step(*windows())
