@@ -50,9 +50,9 @@ class BenchConfig:
 
     @classmethod
     def quick_config(cls, **kw) -> "BenchConfig":
-        return cls(quick=True, rounds=5, big_corpus_mb=5, gen_tokens=(1_000, 3_000, 10_000), baseline_gen_max=3_000,
-                   opt_tolerance=0.5, opt_max_steps=20_000, train_steps={"b32": (100, 1000), "b512": (1, 5)},
-                   count_chars_baseline=5_000, rss_steps=300, **kw)
+        return cls(quick=True, rounds=3, big_corpus_mb=2, gen_tokens=(1_000, 2_000, 5_000), baseline_gen_max=2_000,
+                   opt_tolerance=1.5, opt_check_every=25, opt_max_steps=20_000,
+                   train_steps={"b32": (50, 500), "b512": (1, 4)}, count_chars_baseline=3_000, rss_steps=100, **kw)
 
 
 @dataclass
@@ -65,6 +65,7 @@ class Measure:
     once: bool = False  # deterministic (memory): measured in the first round only
     values: dict[str, list[float]] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    seconds: float = 0.0  # spent on this measure, all rounds
 
     def medians(self) -> dict[str, float]:
         return {k: _median(v) for k, v in self.values.items()}
@@ -297,11 +298,15 @@ def _bigram_cmd() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "bigram"]
 
 
+# Peak RSS from VmHWM: ru_maxrss would carry over the parent's peak across fork+exec.
 _RSS_PROBE = """
-import json, resource, sys
+import json, re, resource, sys
 {body}
-print("BENCH " + json.dumps({{"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                             "torch_imported": "torch" in sys.modules}}))
+try:
+    peak_kb = int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+except (OSError, AttributeError):
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("BENCH " + json.dumps({{"maxrss_kb": peak_kb, "torch_imported": "torch" in sys.modules}}))
 """
 
 _OURS_RSS = """
@@ -343,7 +348,7 @@ def _process_measures(s: Setup) -> list[Measure]:
 
     startup = Measure("startup_help", "`bigram --help` wall time (lecture: `import torch`, its first line)", "s",
                       False, {BASELINE: lambda: run_cmd(torch_cmd), "bigram": lambda: run_cmd(help_cmd)},
-                      extra={"command": " ".join(help_cmd)})
+                      once=s.cfg.quick, extra={"command": " ".join(help_cmd)})
     torch_seen: list[bool] = []
 
     def ours_rss() -> float:
@@ -358,7 +363,7 @@ def _process_measures(s: Setup) -> list[Measure]:
         return _probe(body, threads)["maxrss_kb"] * 1024 / MB
 
     rss = Measure("train_peak_rss", f"peak RSS of a {s.cfg.rss_steps}-step training run (MB)", "MB", False,
-                  {BASELINE: base_rss, "numpy": ours_rss}, extra={"torch_imported": torch_seen})
+                  {BASELINE: base_rss, "numpy": ours_rss}, once=s.cfg.quick, extra={"torch_imported": torch_seen})
     return [startup, rss]
 
 
@@ -398,8 +403,10 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] | None = None) -> dic
         for m in measures:
             if m.once and r > 0:
                 continue
+            t = time.perf_counter()
             for name, fn in m.runs.items():
                 m.values.setdefault(name, []).append(fn())
+            m.seconds += time.perf_counter() - t
         log(f"round {r + 1}/{cfg.rounds} done ({time.perf_counter() - t0:.0f} s)")
     report = _report(cfg, s, measures)
     report["meta"]["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -413,7 +420,8 @@ def _report(cfg: BenchConfig, s: Setup, measures: list[Measure]) -> dict:
     for m in measures:
         out[m.key] = {
             "title": m.title, "unit": m.unit, "higher_is_better": m.higher_is_better,
-            "median": m.medians(), "ratio": m.ratios(), "values": m.values, **m.extra,
+            "median": m.medians(), "ratio": m.ratios(), "values": m.values, "bench_seconds": round(m.seconds, 2),
+            **m.extra,
         }
     return {
         "meta": {

@@ -13,8 +13,9 @@ from bigram.cli.app import app
 from bigram.cli.common import (
     build_model, check_generation_options, get_backend, load_corpus, print_json, sample_text, state,
 )
-from bigram.core.train import (
-    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_SEED, DEFAULT_STEPS,
+from bigram.core.defaults import (
+    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_METHOD, DEFAULT_SEED,
+    DEFAULT_STEPS,
 )
 
 
@@ -61,7 +62,7 @@ def train(
     ),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
     method: str = typer.Option(
-        "counts", "--method", help="counts (each step from the batch's bigram counts: same gradient, faster) or textbook."
+        DEFAULT_METHOD, "--method", help="counts (each step from the batch's bigram counts: same gradient, faster) or textbook."
     ),
     out: Path = typer.Option(Path("out"), "--out", help="Checkpoint directory."),
     sample_chars: int = typer.Option(500, "--sample", help="Characters to sample after training (0: none)."),

@@ -18,9 +18,8 @@ from typing import Callable
 import numpy as np
 
 from bigram.core.data import Batcher
+from bigram.core.defaults import DEFAULT_METHOD, METHODS
 
-METHODS = ("counts", "textbook")
-DEFAULT_METHOD = "counts"  # same losses as textbook within the cross-check tolerances (tests/test_fast_paths.py)
 _TOKENS_PER_CHUNK = 1 << 20  # bounds the (S,B,T) scratch of one chunk
 _COUNTS_PER_CHUNK = 1 << 18  # bounds the (S,V,V) counts of one chunk: stays in cache
 _MAX_CHUNK = 256

@@ -15,20 +15,15 @@ from bigram.core.backend import AdamWConfig, Model
 from bigram.core.checkpoint import save_checkpoint
 from bigram.core.data import Batcher, Corpus, bigram_counts
 from bigram.core.errors import BigramError
-from bigram.core.fast import DEFAULT_METHOD, METHODS, make_step
+from bigram.core.defaults import DEFAULT_METHOD, METHODS
+from bigram.core.fast import make_step
 from bigram.core.metrics import METRICS_FILE, MetricsLog
 from bigram.core.sampling import seed_streams
 
-# Defaults. Batch, block and seed are the lecture's. The lecture's lr (1e-3)
-# needs ~10k steps to get near the optimum. With lr 1e-2, 3000 steps reach
-# val 2.488 on Tiny Shakespeare; larger lr gets there sooner but stays noisier
-# (0.05: 2.501, 0.1: 2.521), since batch-32 gradients are noisy.
-DEFAULT_BATCH_SIZE = 32
-DEFAULT_BLOCK_SIZE = 8
-DEFAULT_SEED = 1337
-DEFAULT_LR = 1e-2
-DEFAULT_STEPS = 3000
-DEFAULT_EVAL_INTERVAL = 500
+# Defaults live in bigram/core/defaults.py (importable without NumPy, for `bigram --help`).
+from bigram.core.defaults import (  # noqa: E402,F401
+    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_SEED, DEFAULT_STEPS,
+)
 
 
 @dataclass
