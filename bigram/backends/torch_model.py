@@ -140,13 +140,6 @@ class TorchBigram:
             "exp_avg_sq": t(state["adamw.exp_avg_sq"]),
         }
 
-    def _counts(self, counts: np.ndarray) -> torch.Tensor:
-        """A NumPy counts array as a tensor in the model's dtype (no copy on cpu). After _fast_state."""
-        c = torch.from_numpy(counts)
-        if c.dtype != self._fast[0].dtype or self.device != "cpu":
-            c = c.to(self.torch_device, self._fast[0].dtype)
-        return c
-
     def loss_and_grad_counts(self, counts):
         """counts (V,V) of a batch's (x,y) pairs -> loss, dW: autograd on the counts loss."""
         self.model.zero_grad(set_to_none=True)
@@ -165,14 +158,12 @@ class TorchBigram:
         the 1/N goes to the AdamW kernel as its gradient scale. row_sums (V,)
         and total, when the caller has them, spare two reductions.
         """
-        W, st, fused = self._fast_state()
-        counts = np.asarray(counts)
-        c = self._counts(counts)  # (V,V)
-        N = float(counts.sum()) if total is None else float(total)  # B*T
-        if row_sums is None:
-            n = c.sum(dim=1, keepdim=True)  # (V,1) positions that read row i
-        else:
-            n = self._counts(np.asarray(row_sums)[:, None])  # (V,1)
+        W, st, fused, _ = self._fast if self._fast_valid() else self._fast_state()
+        c = torch.from_numpy(counts)  # (V,V) zero-copy on cpu
+        n = c.sum(dim=1, keepdim=True) if row_sums is None else torch.from_numpy(row_sums[:, None])  # (V,1) n_i
+        if c.dtype != W.dtype or self.device != "cpu":
+            c, n = c.to(W.device, W.dtype), n.to(W.device, W.dtype)
+        N = float(counts.sum() if total is None else total)  # B*T
         logp = torch.log_softmax(W, -1)  # (V,V)
         loss = -torch.mul(c, logp).sum().item() / N
         grad = torch.addcmul(c, logp.exp_(), n, value=-1.0)  # (V,V) c_i - n_i p_i = -N dL/dW_i
@@ -187,6 +178,11 @@ class TorchBigram:
               eps=g["eps"], amsgrad=False, maximize=False, grad_scale=self._grad_scale(-N))
         return loss
 
+    def _fast_valid(self) -> bool:
+        """The cached state is still the optimizer's (set_state and the first step replace it)."""
+        fast = getattr(self, "_fast", None)
+        return fast is not None and fast[1] is self.optimizer.state.get(fast[3]) and bool(fast[1])
+
     def _fast_state(self):
         """(detached table, AdamW state dict, torch._fused_adamw_ or None), cached per state.
 
@@ -196,18 +192,15 @@ class TorchBigram:
         get_state/set_state and the textbook step see the same moments. Without
         it (older torch, or the step counter kept off the device), the optimizer runs.
         """
-        cache = getattr(self, "_fast", None)
         param = self.model.token_embedding_table.weight
         st = self.optimizer.state.get(param)
-        if cache is not None and cache[1] is st and st:  # set_state copies into the same storage
-            return cache
         if not st:  # what AdamW's first step creates
             st = self.optimizer.state[param]
             st.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param))
         fused = getattr(torch, "_fused_adamw_", None)
         if fused is not None and st["step"].device != param.device:
             fused = None
-        self._fast = (param.detach(), st, fused)
+        self._fast = (param.detach(), st, fused, param)  # the detached view shares the Parameter's storage
         return self._fast
 
     def _grad_scale(self, value: float) -> torch.Tensor:
