@@ -2,9 +2,10 @@
 
 Each measure has contestants: "lecture" (bigram/bench/lecture.py, the
 baseline) and one per bigram backend. Rounds are interleaved (round r runs
-every contestant of every measure before round r+1 starts), so load from
-other processes hits both sides alike; each figure is the median over rounds,
-and each ratio compares medians from the same run.
+every contestant of every measure before round r+1 starts, in reversed order
+on odd rounds), so load from other processes and each side's after-effects
+(freed memory, cold caches) fall on both sides alike; each figure is the
+median over rounds, and each ratio compares medians from the same run.
 """
 
 from __future__ import annotations
@@ -404,7 +405,10 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] | None = None) -> dic
             if m.once and r > 0:
                 continue
             t = time.perf_counter()
-            for name, fn in m.runs.items():
+            order = list(m.runs.items())
+            if r % 2:  # alternate who goes first: one side's garbage (the lecture's 800 MB
+                order.reverse()  # encode list) must not always slow the other side's next call
+            for name, fn in order:
                 m.values.setdefault(name, []).append(fn())
             m.seconds += time.perf_counter() - t
         log(f"round {r + 1}/{cfg.rounds} done ({time.perf_counter() - t0:.0f} s)")
