@@ -308,3 +308,21 @@ def test_core_exports_stay_the_same_objects():
 
     assert train_fn is train_real is core.train is train_module_or_function
     assert core.Corpus is Corpus and "TrainConfig" in core.__all__
+
+
+def test_a_backend_without_counts_trains_the_textbook_way(shakespeare):
+    """Third-party backends written before train_step_counts still train with the default method."""
+
+    class Old:
+        def __init__(self, model):
+            self.inner, self.vocab_size, self.dtype = model, model.vocab_size, model.dtype
+
+        def train_step(self, x, y):
+            return self.inner.train_step(x, y)
+
+    V = shakespeare.tokenizer.vocab_size
+    old = Old(NumpyBackend.create(init_weights(V, 1)))
+    ref = NumpyBackend.create(init_weights(V, 1))
+    step_old = make_step(old, Batcher(shakespeare.train, 4, 4, 3))  # default method: counts
+    step_ref = make_step(ref, Batcher(shakespeare.train, 4, 4, 3), "textbook")
+    assert [step_old() for _ in range(5)] == [step_ref() for _ in range(5)]

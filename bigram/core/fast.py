@@ -109,11 +109,15 @@ class WindowStream(ChunkedBatches):
 
 
 def make_step(model, batcher: Batcher, method: str = DEFAULT_METHOD) -> Callable[[], float]:
-    """A function that takes one training step on the next batch and returns its loss."""
-    if method == "counts":
+    """A function that takes one training step on the next batch and returns its loss.
+
+    A backend without train_step_counts (a plugin written before it existed)
+    trains the textbook way: same losses, only slower.
+    """
+    if method == "counts" and hasattr(model, "train_step_counts"):
         counts = CountsStream(batcher, model.vocab_size, model.dtype)
         return lambda: model.train_step_counts(*counts())
-    if method == "textbook":
+    if method in METHODS:
         windows = WindowStream(batcher)
         return lambda: model.train_step(*windows())
     from bigram.core.errors import BigramError
