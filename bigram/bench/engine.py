@@ -393,7 +393,13 @@ def build_measures(s: Setup) -> list[Measure]:
 
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] | None = None) -> dict:
     """Run every measure for cfg.rounds interleaved rounds; return the JSON-able report."""
-    import torch
+    try:
+        import torch
+    except ImportError:
+        from bigram.core.errors import BigramError
+
+        raise BigramError("bigram bench runs the lecture's PyTorch code as its baseline; install torch "
+                          "(pip install torch)") from None
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     torch.set_num_threads(cfg.threads)
