@@ -32,7 +32,6 @@ class ChunkedBatches:
         self.batcher = batcher
         self.chunk = max(1, int(chunk))
         self.bits = batcher.rng.bit_generator
-        self.pending = np.empty((0, batcher.batch_size), dtype=np.int64)  # (S,B)
         self.i = 0
 
     def next_chunk(self) -> np.ndarray:
