@@ -122,10 +122,11 @@ class CountsCrossEntropy:
 
         n (V,) and N, the row sums and total of counts, may be passed in precomputed.
         """
-        np.subtract(W, W.max(), out=self.e)  # (V,C) z <= 0: exp cannot overflow
-        cz = np.vdot(counts, self.e)  # sum_ij c_ij z_ij
-        np.exp(self.e, out=self.e)  # (V,C)
-        self.se = self.e @ self.ones  # (V,) softmax denominators
+        e = self.e
+        np.subtract(W, W.max(), e)  # (V,C) z <= 0: exp cannot overflow
+        cz = np.vdot(counts, e)  # sum_ij c_ij z_ij
+        np.exp(e, e)  # (V,C)
+        self.se = e @ self.ones  # (V,) softmax denominators
         if self.se.min() < self.tiny:  # some row sits far below the max: shift each row by its own
             np.subtract(W, W.max(axis=1, keepdims=True), out=self.e)  # (V,C)
             cz = np.vdot(counts, self.e)
@@ -135,12 +136,17 @@ class CountsCrossEntropy:
         self.N = self.n.sum() if N is None else N  # B*T
         return float((self.n @ np.log(self.se) - cz) / self.N)
 
-    def backward(self, counts):
-        """-> dW (V,C) = (n_i e_i / se_i - c_i) / N, in the forward's buffer."""
-        np.multiply(self.e, (self.n / self.se)[:, None], out=self.e)  # (V,C) n_i softmax(W_i)
-        self.e -= counts
-        self.e *= 1 / self.N
-        return self.e
+    def backward(self, counts, scaled=True):
+        """-> dW (V,C) = (n_i e_i / se_i - c_i) / N, in the forward's buffer.
+
+        scaled=False leaves out the 1/N (the caller folds it in: AdamW.step_inplace's scale).
+        """
+        e = self.e
+        np.multiply(e, (self.n / self.se)[:, None], e)  # (V,C) n_i softmax(W_i)
+        e -= counts
+        if scaled:
+            e *= 1 / self.N
+        return e
 
 
 # ----------------------------------------------------------------------------
@@ -176,30 +182,31 @@ class AdamW:
         denom = np.sqrt(self.v) / bias2_sqrt + c.eps
         p += (-(c.lr / bias1) * self.m) / denom  # torch's addcdiv: p + value*m/denom
 
-    def step_inplace(self, p, g):
-        """step() with no new arrays: a scratch buffer reused, g overwritten.
+    def step_inplace(self, p, g, scale=1.0):
+        """step() with no new arrays, for the gradient g * scale: a scratch buffer, g overwritten.
 
-        Same update; m/(sqrt(v)/b2 + eps) is computed as m*b2/(sqrt(v) + eps*b2)
-        (b2 = sqrt(1-beta2^t)), which saves a pass and differs only in rounding.
+        Same update; the gradient's scale is folded into the moment updates
+        (saving the caller a pass), and m/(sqrt(v)/b2 + eps) is computed as
+        m*b2/(sqrt(v) + eps*b2), b2 = sqrt(1-beta2^t): differences in rounding only.
         """
-        c = self.cfg
+        c, m, v = self.cfg, self.m, self.v
         self.t += 1
         s = getattr(self, "_scratch", None)
         if s is None:
-            s = self._scratch = np.empty_like(self.m)  # (V,C)
+            s = self._scratch = np.empty_like(m)  # (V,C)
         bias1 = 1 - c.beta1**self.t
         bias2_sqrt = (1 - c.beta2**self.t) ** 0.5
         p *= 1 - c.lr * c.weight_decay
-        np.subtract(g, self.m, out=s)
-        s *= 1 - c.beta1
-        self.m += s  # m + (1-b1)(g-m)
-        self.v *= c.beta2
-        np.multiply(g, g, out=g)
-        g *= 1 - c.beta2
-        self.v += g  # b2 v + (1-b2) g^2
-        np.sqrt(self.v, out=s)
+        m *= c.beta1
+        np.multiply(g, (1 - c.beta1) * scale, s)
+        m += s  # b1 m + (1-b1) g
+        v *= c.beta2
+        np.multiply(g, g, g)
+        g *= (1 - c.beta2) * scale * scale
+        v += g  # b2 v + (1-b2) g^2
+        np.sqrt(v, s)
         s += c.eps * bias2_sqrt
-        np.divide(self.m, s, out=s)
+        np.divide(m, s, s)
         s *= -(c.lr * bias2_sqrt / bias1)
         p += s
 
@@ -294,7 +301,7 @@ class NumpyBigram:
         if ce is None:
             ce = self._counts_ce = CountsCrossEntropy(self.W.shape, self.W.dtype)
         loss = ce.forward(self.W, counts, row_sums, total)
-        self.optim.step_inplace(self.W, ce.backward(counts))
+        self.optim.step_inplace(self.W, ce.backward(counts, scaled=False), 1 / ce.N)
         return loss
 
 
