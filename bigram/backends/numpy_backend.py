@@ -77,6 +77,79 @@ def cross_entropy_backward(logits, targets):
 
 
 # ----------------------------------------------------------------------------
+# cross-entropy from bigram counts: a batch enters the loss only through the
+# counts c[i,j] of its (x[b,t], y[b,t]) pairs, so a step costs O(V*C), not O(B*T*C).
+
+
+def counts_cross_entropy_forward(W, counts):
+    """W (V,C) logits table, counts (V,C) of the batch's pairs -> scalar mean NLL.
+
+    Each position (b,t) adds -log softmax(W[x])[y]; grouping equal pairs gives
+    -sum_ij c_ij log softmax(W_i)_j / N, with N = sum c = B*T positions.
+    """
+    logp = log_softmax_forward(W)  # (V,C)
+    return -(counts * logp).sum() / counts.sum()
+
+
+def counts_cross_entropy_backward(W, counts):
+    """W (V,C), counts (V,C) -> dW (V,C) = (n_i softmax(W_i) - c_i) / N, n_i = sum_j c_ij.
+
+    The same sum embedding_backward(cross_entropy_backward(...)) scatters position
+    by position: each of the n_i positions that read row i adds softmax(W_i), and
+    each pair (i,j) subtracts 1 at column j. Same gradient, not an approximation.
+    """
+    n = counts.sum(axis=1, keepdims=True)  # (V,1)
+    return (n * softmax_forward(W) - counts) / counts.sum()
+
+
+class CountsCrossEntropy:
+    """The pair above fused for the training loop: one exp, no new (V,C) arrays per step.
+
+    forward keeps exp(W - shift) and the row sums; backward turns them into dW
+    in the same buffer. Same math as the pair above (tests check it). At V=65
+    numpy's per-row reductions cost more than the arithmetic, so rows are
+    summed by a matrix-vector product and shifted by the table's max, not each
+    row's: still exp <= 1, and a row far below the max falls back to its own.
+    """
+
+    def __init__(self, shape, dtype):
+        self.e = np.empty(shape, dtype=dtype)  # (V,C) exp(W - shift), then dW
+        self.ones = np.ones(shape[1], dtype=dtype)  # (C,) row sums as a matvec
+        self.tiny = np.finfo(dtype).tiny ** 0.5  # a row sum below this lost its small terms
+
+    def forward(self, W, counts, n=None, N=None):
+        """W (V,C), counts (V,C) -> loss; log softmax(W_i)_j = z_ij - log(se_i).
+
+        n (V,) and N, the row sums and total of counts, may be passed in precomputed.
+        """
+        e = self.e
+        np.subtract(W, W.max(), e)  # (V,C) z <= 0: exp cannot overflow
+        cz = np.vdot(counts, e)  # sum_ij c_ij z_ij
+        np.exp(e, e)  # (V,C)
+        self.se = e @ self.ones  # (V,) softmax denominators
+        if self.se.min() < self.tiny:  # some row sits far below the max: shift each row by its own
+            np.subtract(W, W.max(axis=1, keepdims=True), out=self.e)  # (V,C)
+            cz = np.vdot(counts, self.e)
+            np.exp(self.e, out=self.e)
+            self.se = self.e @ self.ones
+        self.n = counts @ self.ones if n is None else n  # (V,) positions that read row i
+        self.N = self.n.sum() if N is None else N  # B*T
+        return float((self.n @ np.log(self.se) - cz) / self.N)
+
+    def backward(self, counts, scaled=True):
+        """-> dW (V,C) = (n_i e_i / se_i - c_i) / N, in the forward's buffer.
+
+        scaled=False leaves out the 1/N (the caller folds it in: AdamW.step_inplace's scale).
+        """
+        e = self.e
+        np.multiply(e, (self.n / self.se)[:, None], e)  # (V,C) n_i softmax(W_i)
+        e -= counts
+        if scaled:
+            e *= 1 / self.N
+        return e
+
+
+# ----------------------------------------------------------------------------
 # AdamW, exactly as torch.optim.AdamW's single-tensor path computes it.
 
 
@@ -108,6 +181,34 @@ class AdamW:
         bias2_sqrt = (1 - c.beta2**self.t) ** 0.5
         denom = np.sqrt(self.v) / bias2_sqrt + c.eps
         p += (-(c.lr / bias1) * self.m) / denom  # torch's addcdiv: p + value*m/denom
+
+    def step_inplace(self, p, g, scale=1.0):
+        """step() with no new arrays, for the gradient g * scale: a scratch buffer, g overwritten.
+
+        Same update; the gradient's scale is folded into the moment updates
+        (saving the caller a pass), and m/(sqrt(v)/b2 + eps) is computed as
+        m*b2/(sqrt(v) + eps*b2), b2 = sqrt(1-beta2^t): differences in rounding only.
+        """
+        c, m, v = self.cfg, self.m, self.v
+        self.t += 1
+        s = getattr(self, "_scratch", None)
+        if s is None:
+            s = self._scratch = np.empty_like(m)  # (V,C)
+        bias1 = 1 - c.beta1**self.t
+        bias2_sqrt = (1 - c.beta2**self.t) ** 0.5
+        p *= 1 - c.lr * c.weight_decay
+        m *= c.beta1
+        np.multiply(g, (1 - c.beta1) * scale, s)
+        m += s  # b1 m + (1-b1) g
+        v *= c.beta2
+        np.multiply(g, g, g)
+        g *= (1 - c.beta2) * scale * scale
+        v += g  # b2 v + (1-b2) g^2
+        np.sqrt(v, s)
+        s += c.eps * bias2_sqrt
+        np.divide(m, s, s)
+        s *= -(c.lr * bias2_sqrt / bias1)
+        p += s
 
 
 # ----------------------------------------------------------------------------
@@ -193,6 +294,24 @@ class NumpyBigram:
         dlogits = cross_entropy_backward(flat, tflat).reshape(B, T, C)  # (B,T,V)
         dW = embedding_backward(dlogits, idx, self.vocab_size)  # (V,V)
         return {"loss": float(cross_entropy_forward(flat, tflat)), "dlogits": dlogits, "dW": dW}
+
+    def loss_and_grad_counts(self, counts):
+        """counts (V,V) of a batch's (x,y) pairs -> loss, dW (V,V): loss_and_grad's values."""
+        counts = np.asarray(counts, dtype=self.W.dtype)
+        loss = counts_cross_entropy_forward(self.W, counts)
+        return float(loss), counts_cross_entropy_backward(self.W, counts)
+
+    def train_step_counts(self, counts, row_sums=None, total=None):
+        """train_step from the batch's counts (V,V), in the model's dtype: O(V^2), in place.
+
+        row_sums (V,) and total (N), when the caller has them, spare two reductions.
+        """
+        ce = getattr(self, "_counts_ce", None)
+        if ce is None:
+            ce = self._counts_ce = CountsCrossEntropy(self.W.shape, self.W.dtype)
+        loss = ce.forward(self.W, counts, row_sums, total)
+        self.optim.step_inplace(self.W, ce.backward(counts, scaled=False), 1 / ce.N)
+        return loss
 
 
 class NumpyBackend:

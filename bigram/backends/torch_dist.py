@@ -59,6 +59,12 @@ class TorchTrainer:
         # DDP broadcasts rank 0's weights at wrap time, then all-reduces gradients in backward().
         self.module = DistributedDataParallel(inner.model, device_ids=ids) if distributed else inner.model
 
+    # Gradients must flow through DDP's autograd hooks to be all-reduced, so the
+    # counts step (which bypasses autograd) is not offered: core's make_step
+    # then takes train_step.
+    train_step_counts = None
+    loss_and_grad_counts = None
+
     def __getattr__(self, name):
         return getattr(self.inner, name)
 

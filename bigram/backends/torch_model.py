@@ -150,3 +150,73 @@ class TorchBigram:
         loss.backward()
         as_np = lambda t: t.detach().cpu().numpy()  # noqa: E731
         return {"loss": loss.item(), "dlogits": as_np(logits.grad), "dW": as_np(self.weight.grad)}
+
+    def loss_and_grad_counts(self, counts):
+        """counts (V,V) of a batch's (x,y) pairs -> loss, dW: autograd on the counts loss."""
+        self.model.zero_grad(set_to_none=True)
+        c = torch.as_tensor(np.asarray(counts), dtype=self.weight.dtype, device=self.torch_device)  # (V,V)
+        loss = -(c * F.log_softmax(self.weight, dim=-1)).sum() / c.sum()
+        loss.backward()
+        return loss.item(), self.weight.grad.detach().cpu().numpy()
+
+    def train_step_counts(self, counts, row_sums=None, total=None):
+        """train_step from the batch's counts (V,V): the same gradient in O(V^2), by hand.
+
+        dL/dW_i = (n_i softmax(W_i) - c_i) / N: a handful of (V,V) kernels instead
+        of autograd through a (B*T,V) cross-entropy. At V=65 each kernel costs
+        less than its dispatch, so the step is written for few of them: it works
+        on a detached view of the table (no autograd, no no_grad context), and
+        the 1/N goes to the AdamW kernel as its gradient scale. row_sums (V,)
+        and total, when the caller has them, spare two reductions.
+        """
+        W, st, fused, _ = self._fast if self._fast_valid() else self._fast_state()
+        c = torch.from_numpy(counts)  # (V,V) zero-copy on cpu
+        n = c.sum(dim=1, keepdim=True) if row_sums is None else torch.from_numpy(row_sums[:, None])  # (V,1) n_i
+        if c.dtype != W.dtype or self.device != "cpu":
+            c, n = c.to(W.device, W.dtype), n.to(W.device, W.dtype)
+        N = float(counts.sum() if total is None else total)  # B*T
+        logp = torch.log_softmax(W, -1)  # (V,V)
+        loss = -torch.mul(c, logp).sum().item() / N
+        grad = torch.addcmul(c, logp.exp_(), n, value=-1.0)  # (V,V) c_i - n_i p_i = -N dL/dW_i
+        if fused is None:
+            self.weight.grad = grad.div_(-N)
+            self.optimizer.step()
+            return loss
+        g = self.optimizer.param_groups[0]
+        st["step"] += 1  # the kernel reads t for the bias corrections; AdamW increments first too
+        fused([W], [grad], [st["exp_avg"]], [st["exp_avg_sq"]], [], [st["step"]],
+              lr=g["lr"], beta1=g["betas"][0], beta2=g["betas"][1], weight_decay=g["weight_decay"],
+              eps=g["eps"], amsgrad=False, maximize=False, grad_scale=self._grad_scale(-N))
+        return loss
+
+    def _fast_valid(self) -> bool:
+        """The cached state is still the optimizer's (set_state and the first step replace it)."""
+        fast = getattr(self, "_fast", None)
+        return fast is not None and fast[1] is self.optimizer.state.get(fast[3]) and bool(fast[1])
+
+    def _fast_state(self):
+        """(detached table, AdamW state dict, torch._fused_adamw_ or None), cached per state.
+
+        torch._fused_adamw_ is the kernel behind AdamW(fused=True): one in-place
+        pass, without optimizer.step()'s per-call Python, which at (65,65) costs
+        more than the math. It updates the optimizer's own state tensors, so
+        get_state/set_state and the textbook step see the same moments. Without
+        it (older torch, or the step counter kept off the device), the optimizer runs.
+        """
+        param = self.model.token_embedding_table.weight
+        st = self.optimizer.state.get(param)
+        if not st:  # what AdamW's first step creates
+            st = self.optimizer.state[param]
+            st.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param))
+        fused = getattr(torch, "_fused_adamw_", None)
+        if fused is not None and st["step"].device != param.device:
+            fused = None
+        self._fast = (param.detach(), st, fused, param)  # the detached view shares the Parameter's storage
+        return self._fast
+
+    def _grad_scale(self, value: float) -> torch.Tensor:
+        """A cached 0-d tensor holding `value` (the kernel divides the gradient by it)."""
+        gs = getattr(self, "_gs", None)
+        if gs is None or gs[0] != value:
+            self._gs = gs = (value, torch.tensor(value, dtype=torch.float32, device=self.torch_device))
+        return gs[1]

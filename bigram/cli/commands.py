@@ -13,8 +13,9 @@ from bigram.cli.app import app
 from bigram.cli.common import (
     build_model, check_generation_options, get_backend, load_corpus, print_json, sample_text, state,
 )
-from bigram.core.train import (
-    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_SEED, DEFAULT_STEPS,
+from bigram.core.defaults import (
+    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_METHOD, DEFAULT_SEED,
+    DEFAULT_STEPS,
 )
 
 
@@ -62,6 +63,9 @@ def train(
         None, "--eval-batches", help="Estimate losses on N random batches (the lecture's way) instead of exactly."
     ),
     dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
+    method: str = typer.Option(
+        DEFAULT_METHOD, "--method", help="counts (each step from the batch's bigram counts: same gradient, faster) or textbook."
+    ),
     out: Path = typer.Option(Path("out"), "--out", help="Checkpoint directory."),
     sample_chars: int = typer.Option(500, "--sample", help="Characters to sample after training (0: none)."),
     json_out: bool = typer.Option(False, "--json", help="Human output to stderr, one JSON object to stdout."),
@@ -89,7 +93,7 @@ def train(
 
     cfg = TrainConfig(
         steps=steps, batch_size=batch_size, block_size=block_size, seed=seed, eval_interval=eval_interval,
-        eval_batches=eval_batches, optim=AdamWConfig(lr=lr, weight_decay=weight_decay),
+        eval_batches=eval_batches, optim=AdamWConfig(lr=lr, weight_decay=weight_decay), method=method,
     )
     cfg.validate()
     st = state(ctx)

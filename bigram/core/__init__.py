@@ -1,17 +1,49 @@
-"""The framework-agnostic heart of bigram. Never imports torch."""
+"""The framework-agnostic heart of bigram. Never imports torch.
 
-from bigram.core.backend import STATE_KEYS, WEIGHT_KEY, AdamWConfig, Backend, Model
-from bigram.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from bigram.core.data import Batcher, Corpus, bigram_counts, read_corpus
-from bigram.core.errors import BigramError
-from bigram.core.plugins import get_plugin_manager, load_backends
-from bigram.core.sampling import draw_coins, init_weights, sample_chain
-from bigram.core.tokenizer import CharTokenizer, Tokenizer
-from bigram.core.train import TrainConfig, TrainResult, train
+Names are imported on first use (PEP 562), so `import bigram.core.errors`
+(which every CLI command does) does not load NumPy: `bigram --help` stays fast.
+"""
 
-__all__ = [
-    "STATE_KEYS", "WEIGHT_KEY", "AdamWConfig", "Backend", "Batcher", "BigramError", "CharTokenizer",
-    "Checkpoint", "Corpus", "Model", "Tokenizer", "TrainConfig", "TrainResult", "bigram_counts",
-    "draw_coins", "get_plugin_manager", "init_weights", "load_backends", "load_checkpoint",
-    "read_corpus", "sample_chain", "save_checkpoint", "train",
-]
+import sys
+import types
+from importlib import import_module
+
+_EXPORTS = {
+    "bigram.core.backend": ("STATE_KEYS", "WEIGHT_KEY", "AdamWConfig", "Backend", "Model"),
+    "bigram.core.checkpoint": ("Checkpoint", "load_checkpoint", "save_checkpoint"),
+    "bigram.core.data": ("Batcher", "Corpus", "bigram_counts", "read_corpus"),
+    "bigram.core.errors": ("BigramError",),
+    "bigram.core.plugins": ("get_plugin_manager", "load_backends"),
+    "bigram.core.sampling": ("draw_coins", "init_weights", "sample_chain"),
+    "bigram.core.tokenizer": ("CharTokenizer", "Tokenizer"),
+    "bigram.core.train": ("TrainConfig", "TrainResult", "train"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'bigram.core' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
+
+
+class _CorePackage(types.ModuleType):
+    """Keeps `bigram.core.train` the train() function, as the eager package had it.
+
+    Importing the submodule bigram.core.train would otherwise set this attribute
+    to the module (the eager __init__ re-bound the function right after).
+    """
+
+    def __setattr__(self, name, value):
+        if name == "train" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _CorePackage

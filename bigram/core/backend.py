@@ -75,6 +75,22 @@ class Model(Protocol):
         """
         ...
 
+    def loss_and_grad_counts(self, counts: np.ndarray) -> tuple[float, np.ndarray]:
+        """loss_and_grad for a batch given by its (V,V) bigram counts c[i,j] = #{(b,t): x=i, y=j}.
+
+        Same values: loss = -sum(c * log_softmax(W)) / N, dW_i = (n_i softmax(W_i) - c_i) / N.
+        """
+        ...
+
+    def train_step_counts(
+        self, counts: np.ndarray, row_sums: np.ndarray | None = None, total: float | None = None
+    ) -> float:
+        """train_step from the batch's (V,V) counts, in the model's dtype: O(V^2) per step.
+
+        row_sums (V,) = counts.sum(1) and total = counts.sum() may be passed precomputed.
+        """
+        ...
+
 
 # get_state()/set_state() keys. The step is a 0-d int64 array.
 STATE_KEYS = (WEIGHT_KEY, "adamw.exp_avg", "adamw.exp_avg_sq", "adamw.step")

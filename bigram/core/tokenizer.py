@@ -12,6 +12,7 @@ from bigram.core.errors import BigramError
 # Encoding works on chunks of this many characters so that a 100 MB corpus
 # never needs its whole UTF-32 copy (4 bytes/char) in memory at once.
 _CHUNK = 1 << 22
+_BYTE_CHUNK = 1 << 18  # the Latin-1 path's chunks stay in cache: 3 passes, no UTF-32 copy
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -61,6 +62,7 @@ class CharTokenizer:
         self.chars = chars
         self._cps = np.array([ord(c) for c in chars], dtype=np.uint32)  # sorted
         self.dtype = token_dtype(len(chars))
+        self._byte_table = _byte_table(self._cps)
 
     @classmethod
     def from_text(cls, text: str) -> "CharTokenizer":
@@ -82,6 +84,8 @@ class CharTokenizer:
     def encode(self, text: str) -> np.ndarray:
         """Ids for `text`, as the smallest unsigned dtype that holds the vocab."""
         out = np.empty(len(text), dtype=self.dtype)
+        if self._byte_table is not None and self._encode_bytes(text, out):
+            return out
         for start in range(0, len(text), _CHUNK):
             cps = _codepoints(text[start : start + _CHUNK])
             ids = np.searchsorted(self._cps, cps)  # sorted vocab: binary search per char
@@ -94,6 +98,23 @@ class CharTokenizer:
                 )
             out[start : start + len(cps)] = ids
         return out
+
+    def _encode_bytes(self, text: str, out: np.ndarray) -> bool:
+        """The Latin-1 fast path: bytes.translate maps each character to its id in C.
+
+        Characters outside the vocabulary become 0xFF (never an id when V < 256);
+        False sends the caller to the general path, which names them.
+        """
+        for start in range(0, len(text), _BYTE_CHUNK):
+            try:
+                raw = text[start : start + _BYTE_CHUNK].encode("latin-1")
+            except UnicodeEncodeError:
+                return False
+            ids = raw.translate(self._byte_table)
+            if self.vocab_size < 256 and b"\xff" in ids:
+                return False
+            out[start : start + len(ids)] = np.frombuffer(ids, dtype=np.uint8)
+        return True
 
     def decode(self, ids: Iterable[int]) -> str:
         ids = np.asarray(ids, dtype=np.int64).ravel()
@@ -116,6 +137,16 @@ class CharTokenizer:
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
+
+
+def _byte_table(cps: np.ndarray) -> bytes | None:
+    """A 256-byte translate table, Latin-1 character -> id (0xFF: not in the vocab),
+    or None when some character is beyond Latin-1 or the ids do not fit a byte."""
+    if len(cps) > 256 or (len(cps) and int(cps[-1]) > 255):
+        return None
+    table = np.full(256, 255, dtype=np.uint8)
+    table[cps] = np.arange(len(cps), dtype=np.uint8)
+    return table.tobytes()
 
 
 def _show(chars: list[str], limit: int = 20) -> str:

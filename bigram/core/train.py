@@ -17,20 +17,16 @@ from bigram.core.backend import STATE_KEYS, AdamWConfig, Model
 from bigram.core.checkpoint import save_checkpoint
 from bigram.core.data import Batcher, Corpus, bigram_counts
 from bigram.core.errors import BigramError, Interrupted
+from bigram.core.defaults import DEFAULT_METHOD, METHODS
+from bigram.core.fast import make_step
 from bigram.core.metrics import METRICS_FILE, MetricsLog
 from bigram.core.optimum import optimal_loss
 from bigram.core.sampling import seed_streams
 
-# Defaults. Batch, block and seed are the lecture's. The lecture's lr (1e-3)
-# needs ~10k steps to get near the optimum. With lr 1e-2, 3000 steps reach
-# val 2.488 on Tiny Shakespeare; larger lr gets there sooner but stays noisier
-# (0.05: 2.501, 0.1: 2.521), since batch-32 gradients are noisy.
-DEFAULT_BATCH_SIZE = 32
-DEFAULT_BLOCK_SIZE = 8
-DEFAULT_SEED = 1337
-DEFAULT_LR = 1e-2
-DEFAULT_STEPS = 3000
-DEFAULT_EVAL_INTERVAL = 500
+# Defaults live in bigram/core/defaults.py (importable without NumPy, for `bigram --help`).
+from bigram.core.defaults import (  # noqa: E402,F401
+    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_SEED, DEFAULT_STEPS,
+)
 MAX_SIZE = 2**31 - 1  # batch, block, eval batches, sampled tokens: beyond any machine's memory
 
 
@@ -43,6 +39,7 @@ class TrainConfig:
     eval_interval: int = DEFAULT_EVAL_INTERVAL
     eval_batches: int | None = None  # None: exact loss over the whole split
     optim: AdamWConfig = field(default_factory=AdamWConfig)
+    method: str = DEFAULT_METHOD  # "counts" (fast, exact) or "textbook" (bigram/core/fast.py)
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "block_size", "eval_interval"):
@@ -55,6 +52,8 @@ class TrainConfig:
             raise BigramError(f"--lr must be a positive finite number, got {lr}; try --lr {DEFAULT_LR}")
         if self.eval_batches is not None and self.eval_batches <= 0:
             raise BigramError(f"--eval-batches must be a positive integer, got {self.eval_batches}")
+        if self.method not in METHODS:
+            raise BigramError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         self.check_ranges()
 
     def check_ranges(self) -> None:
@@ -170,6 +169,7 @@ def train(
     t0 = time.perf_counter()
     train_s = 0.0
     loss = float("nan")
+    take_step = make_step(model, batcher, cfg.method)  # draws batches many steps at a time
 
     def do_eval(step: int) -> dict[str, float]:
         losses = evaluate(model)
@@ -211,8 +211,7 @@ def train(
             if save_interval and step > start and step % save_interval == 0:
                 save(step)
             ts = time.perf_counter()
-            xb, yb = batcher.get_batch()  # (B,T), (B,T)
-            loss = model.train_step(xb, yb)
+            loss = take_step()  # next batch, forward, backward, AdamW; batcher stays in lockstep
             train_s += time.perf_counter() - ts
             if not math.isfinite(loss):
                 raise _nonfinite_error("loss", loss, step, cfg, out, saved["step"])

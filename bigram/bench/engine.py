@@ -1,0 +1,525 @@
+"""The benchmark engine: every measure, the lecture's code against bigram's, in one process.
+
+Each measure has contestants: "lecture" (bigram/bench/lecture.py, the
+baseline) and one per bigram backend. Rounds are interleaved (round r runs
+every contestant of every measure before round r+1 starts, in reversed order
+on odd rounds), so load from other processes and each side's after-effects
+(freed memory, cold caches) fall on both sides alike; each figure is the
+median over rounds, and each ratio compares medians from the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+BASELINE = "lecture"
+MB = 1e6
+
+
+@dataclass
+class BenchConfig:
+    """What to run. `quick` shrinks every size so the whole run takes seconds, not minutes."""
+
+    data: str | None = None  # corpus path; None: Tiny Shakespeare from the cache
+    rounds: int = 5
+    quick: bool = False
+    threads: int = 1  # torch intra-op threads for both sides (see docs/BENCHMARKS.md)
+    backends: tuple[str, ...] = ()  # empty: every installed backend
+    big_corpus_mb: int = 100
+    gen_tokens: tuple[int, ...] = (1_000, 10_000, 100_000)
+    baseline_gen_max: int = 10_000  # the quadratic baseline beyond this would take minutes
+    opt_tolerance: float = 0.01
+    opt_check_every: int = 50
+    opt_max_steps: int = 60_000
+    train_steps: dict = field(default_factory=lambda: {"b32": (400, 4000), "b512": (3, 40)})  # (lecture, ours)
+    count_chars_baseline: int = 50_000
+    rss_steps: int = 3000
+
+    @classmethod
+    def quick_config(cls, **kw) -> "BenchConfig":
+        return cls(quick=True, rounds=3, big_corpus_mb=2, gen_tokens=(1_000, 2_000, 5_000), baseline_gen_max=2_000,
+                   opt_tolerance=1.5, opt_check_every=25, opt_max_steps=20_000,
+                   train_steps={"b32": (50, 500), "b512": (1, 4)}, count_chars_baseline=3_000, rss_steps=100, **kw)
+
+
+@dataclass
+class Measure:
+    key: str
+    title: str
+    unit: str
+    higher_is_better: bool
+    runs: dict[str, Callable[[], float]]  # contestant -> one round's value
+    once: bool = False  # deterministic (memory): measured in the first round only
+    values: dict[str, list[float]] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    seconds: float = 0.0  # spent on this measure, all rounds
+
+    def medians(self) -> dict[str, float]:
+        return {k: _median(v) for k, v in self.values.items()}
+
+    def ratios(self) -> dict[str, float]:
+        """Improvement over the lecture, > 1 = better, for each non-baseline contestant."""
+        med = self.medians()
+        base = med.get(BASELINE, float("nan"))
+        out = {}
+        for name, v in med.items():
+            if name == BASELINE:
+                continue
+            r = v / base if self.higher_is_better else base / v
+            out[name] = r if math.isfinite(r) else float("nan")
+        return out
+
+
+def _median(values: list[float]) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return statistics.median(finite) if len(finite) == len(values) and finite else float("nan")
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _peak_bytes(fn: Callable[[], object]) -> float:
+    """Peak memory allocated while fn runs (tracemalloc sees Python and NumPy buffers)."""
+    tracemalloc.start()
+    try:
+        fn()
+        return float(tracemalloc.get_traced_memory()[1])
+    finally:
+        tracemalloc.stop()
+
+
+# ----------------------------------------------------------------------------
+# the setting every measure shares
+
+
+class Setup:
+    """Corpus, backends and tables, loaded once (outside every timing)."""
+
+    def __init__(self, cfg: BenchConfig):
+        from bigram.core.data import Corpus, bigram_counts
+        from bigram.core.optimum import optimal_loss, optimal_table
+        from bigram.core.plugins import load_backends
+
+        self.cfg = cfg
+        self.corpus = Corpus.load(cfg.data)
+        self.text = _read_text(self.corpus.source)
+        self.V = self.corpus.tokenizer.vocab_size
+        self.train_counts = bigram_counts(self.corpus.train, self.V)
+        self.optimum = optimal_loss(self.train_counts)
+        self.table = optimal_table(self.train_counts)  # a trained-like table to sample from
+        reg = load_backends()
+        names = cfg.backends or tuple(sorted(n for n, b in reg.backends.items() if b.cls.devices()))
+        self.backends = {n: reg.get(n).cls for n in names}
+
+    def model(self, name: str, weights=None, lr: float = 1e-3):
+        from bigram.core.backend import AdamWConfig
+        from bigram.core.sampling import init_weights
+
+        w = init_weights(self.V, 1337) if weights is None else weights
+        return self.backends[name].create(w, device="cpu", optim=AdamWConfig(lr=lr))
+
+
+def _read_text(source: str) -> str:
+    from bigram.core.data import read_corpus
+
+    return read_corpus(source)
+
+
+# ----------------------------------------------------------------------------
+# 1. training throughput
+
+
+def _train_measure(s: Setup, key: str, B: int, T: int, steps: tuple[int, int], unit: str) -> Measure:
+    from bigram.bench import lecture
+    from bigram.core.data import Batcher
+    from bigram.core.fast import make_step
+
+    base_steps, our_steps = steps
+    per_step = B * T if unit == "tokens/s" else 1
+
+    def base() -> float:
+        run = lecture.LectureRun(s.corpus.train, s.V, B, T, lr=1e-3)
+        return base_steps * per_step / _timed(lambda: run.train(base_steps))
+
+    def ours(name: str) -> Callable[[], float]:
+        def run() -> float:
+            model = s.model(name)
+            batcher = Batcher(s.corpus.train, B, T, 1337)
+
+            def loop():
+                step = make_step(model, batcher)  # the default (counts) path, setup included
+                for _ in range(our_steps):
+                    step()
+
+            return our_steps * per_step / _timed(loop)
+
+        return run
+
+    runs = {BASELINE: base, **{n: ours(n) for n in s.backends}}
+    return Measure(key, f"train {unit} at B={B}, T={T}", unit, True, runs,
+                   extra={"batch_size": B, "block_size": T, "steps": {"lecture": base_steps, "ours": our_steps}})
+
+
+# ----------------------------------------------------------------------------
+# 2. time to the optimum
+
+
+def _opt_measure(s: Setup, key: str, lr: float, label: str) -> Measure:
+    from bigram.bench import lecture
+    from bigram.core.fast import make_step
+    from bigram.core.train import TrainConfig, make_train_batcher
+
+    cfg = s.cfg
+    target = s.optimum + cfg.opt_tolerance
+    every = cfg.opt_check_every
+    steps_used: dict[str, list[int]] = {}
+
+    def until(name: str, advance: Callable[[], None], loss: Callable[[], float]) -> float:
+        """Train time (probes excluded) until the exact train loss <= target."""
+        spent, steps = 0.0, 0
+        while steps < cfg.opt_max_steps:
+            spent += _timed(advance)
+            steps += every
+            if loss() <= target:
+                steps_used.setdefault(name, []).append(steps)
+                return spent
+        return float("nan")
+
+    def base() -> float:
+        run = lecture.LectureRun(s.corpus.train, s.V, 32, 8, lr=lr)
+        return until(BASELINE, lambda: run.train(every), lambda: run.exact_loss(s.train_counts))
+
+    def ours(name: str) -> Callable[[], float]:
+        def run() -> float:
+            model = s.model(name, lr=lr)
+            tc = TrainConfig(batch_size=32, block_size=8)
+            t0 = time.perf_counter()
+            step = make_step(model, make_train_batcher(s.corpus, tc))  # what `bigram train` builds
+            setup = time.perf_counter() - t0
+
+            def advance():
+                for _ in range(every):
+                    step()
+
+            return setup + until(name, advance, lambda: model.eval_counts(s.train_counts))
+
+        return run
+
+    runs = {BASELINE: base, **{n: ours(n) for n in s.backends}}
+    return Measure(key, f"seconds to train loss <= optimum + {cfg.opt_tolerance} ({label}: lr {lr}, B=32, T=8)",
+                   "s", False, runs, extra={"optimum": s.optimum, "target_loss": target, "lr": lr,
+                                             "check_every": every, "steps_to_target": steps_used})
+
+
+# ----------------------------------------------------------------------------
+# 3. generation
+
+
+def _gen_measure(s: Setup, n: int) -> Measure:
+    from bigram.bench import lecture
+    from bigram.core.sampling import draw_coins
+
+    runs: dict[str, Callable[[], float]] = {}
+    if n <= s.cfg.baseline_gen_max:
+        runs[BASELINE] = lambda: n / _timed(lambda: lecture.generate_text(s.table, n))
+    models = {name: s.model(name, weights=s.table) for name in s.backends}
+    idx = np.zeros((1, 1), dtype=np.int64)
+
+    def ours(name: str) -> Callable[[], float]:
+        return lambda: n / _timed(lambda: models[name].generate(idx, draw_coins(1337, 1, n)))
+
+    runs.update({name: ours(name) for name in s.backends})
+    note = {} if BASELINE in runs else {"lecture": f"not run: quadratic, {n} tokens would take minutes"}
+    return Measure(f"generate_{n}", f"generation tokens/s, {n:,} tokens", "tokens/s", True, runs, extra=note)
+
+
+# ----------------------------------------------------------------------------
+# 4. encoding and 5. counting
+
+
+def _encode_measures(s: Setup, label: str, text: str) -> list[Measure]:
+    from bigram.bench import lecture
+    from bigram.core.tokenizer import CharTokenizer
+
+    encode, _ = lecture.make_encode(text)
+    tok = CharTokenizer.from_text(text)
+    mb = len(text.encode("utf-8")) / MB
+    speed = Measure(f"encode_{label}", f"encode MB/s, {label} ({mb:.1f} MB)", "MB/s", True, {
+        BASELINE: lambda: mb / _timed(lambda: encode(text)),
+        "bigram": lambda: mb / _timed(lambda: tok.encode(text)),
+    }, extra={"corpus_mb": mb})
+    memory = Measure(f"encode_memory_{label}", f"encode peak extra memory, {label} (MB)", "MB", False, {
+        BASELINE: lambda: _peak_bytes(lambda: encode(text)) / MB,
+        "bigram": lambda: _peak_bytes(lambda: tok.encode(text)) / MB,
+    }, once=True, extra={"corpus_mb": mb})
+    return [speed, memory]
+
+
+def _count_measure(s: Setup) -> Measure:
+    from bigram.bench import lecture
+    from bigram.core.data import bigram_counts
+
+    _, stoi = lecture.make_encode(s.text)
+    head = s.text[: s.cfg.count_chars_baseline]
+    train = s.corpus.train
+    return Measure("count_bigrams", "bigram counting, pairs/s", "pairs/s", True, {
+        BASELINE: lambda: (len(head) - 1) / _timed(lambda: lecture.count_bigrams(head, stoi, s.V)),
+        "bigram": lambda: (len(train) - 1) / _timed(lambda: bigram_counts(train, s.V)),
+    }, extra={"pairs": {"lecture": len(head) - 1, "bigram": len(train) - 1},
+              "baseline": "makemore's loop (N[ix1, ix2] += 1 per pair) on the corpus's first characters"})
+
+
+# ----------------------------------------------------------------------------
+# 6. start-up and memory, in fresh processes
+
+
+def _env(threads: int) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _bigram_cmd() -> list[str]:
+    script = Path(sys.executable).with_name("bigram")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "bigram"]
+
+
+# Peak RSS from VmHWM: ru_maxrss would carry over the parent's peak across fork+exec.
+_RSS_PROBE = """
+import json, re, resource, sys
+{body}
+try:
+    peak_kb = int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+except (OSError, AttributeError):
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("BENCH " + json.dumps({{"maxrss_kb": peak_kb, "torch_imported": "torch" in sys.modules}}))
+"""
+
+_OURS_RSS = """
+from bigram.cli.app import main
+try:
+    main(["--backend", "numpy", "train", "--data", {data!r}, "--out", {out!r}, "--sample", "0", "--steps", "{steps}"])
+except SystemExit as e:
+    if e.code:
+        raise
+"""
+
+_LECTURE_RSS = """
+import torch
+torch.set_num_threads({threads})
+from bigram.bench import lecture
+from bigram.core.data import Corpus
+c = Corpus.load({data!r})
+run = lecture.LectureRun(c.train, c.tokenizer.vocab_size)
+run.train({steps})
+"""
+
+
+def _probe(body: str, threads: int) -> dict:
+    res = subprocess.run([sys.executable, "-c", _RSS_PROBE.format(body=body)], capture_output=True, text=True,
+                         env=_env(threads), timeout=600)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("BENCH ")]
+    if res.returncode != 0 or not lines:
+        raise RuntimeError(f"probe failed (exit {res.returncode}): {res.stderr.strip()[-500:]}")
+    return json.loads(lines[-1][6:])
+
+
+def _process_measures(s: Setup) -> list[Measure]:
+    threads = s.cfg.threads
+    help_cmd = _bigram_cmd() + ["--help"]
+    torch_cmd = [sys.executable, "-c", "import torch"]
+
+    def run_cmd(cmd):
+        return _timed(lambda: subprocess.run(cmd, capture_output=True, env=_env(threads), check=True))
+
+    startup = Measure("startup_help", "`bigram --help` wall time (lecture: `import torch`, its first line)", "s",
+                      False, {BASELINE: lambda: run_cmd(torch_cmd), "bigram": lambda: run_cmd(help_cmd)},
+                      once=s.cfg.quick, extra={"command": " ".join(help_cmd)})
+    torch_seen: list[bool] = []
+
+    def ours_rss() -> float:
+        with tempfile.TemporaryDirectory() as out:
+            body = _OURS_RSS.format(data=s.corpus.source, out=out, steps=s.cfg.rss_steps)
+            r = _probe(body, threads)
+        torch_seen.append(bool(r["torch_imported"]))
+        return r["maxrss_kb"] * 1024 / MB
+
+    def base_rss() -> float:
+        body = _LECTURE_RSS.format(data=s.corpus.source, steps=s.cfg.rss_steps, threads=threads)
+        return _probe(body, threads)["maxrss_kb"] * 1024 / MB
+
+    rss = Measure("train_peak_rss", f"peak RSS of a {s.cfg.rss_steps}-step training run (MB)", "MB", False,
+                  {BASELINE: base_rss, "numpy": ours_rss}, once=s.cfg.quick, extra={"torch_imported": torch_seen})
+    return [startup, rss]
+
+
+# ----------------------------------------------------------------------------
+# running and reporting
+
+
+def build_measures(s: Setup) -> list[Measure]:
+    cfg = s.cfg
+    from bigram.core.train import DEFAULT_LR
+
+    big = s.text * max(1, math.ceil(cfg.big_corpus_mb * MB / len(s.text.encode("utf-8"))))
+    measures = [
+        _train_measure(s, "train_b32", 32, 8, cfg.train_steps["b32"], "steps/s"),
+        _train_measure(s, "train_b512", 512, 256, cfg.train_steps["b512"], "tokens/s"),
+        _opt_measure(s, "optimum_lecture_hparams", 1e-3, "the lecture's hyperparameters"),
+        _opt_measure(s, "optimum_project_defaults", DEFAULT_LR, "the project's defaults"),
+        *[_gen_measure(s, n) for n in cfg.gen_tokens],
+        *_encode_measures(s, "tiny_shakespeare", s.text),
+        *_encode_measures(s, f"{cfg.big_corpus_mb}MB", big),
+        _count_measure(s),
+        *_process_measures(s),
+    ]
+    return measures
+
+
+def run_bench(cfg: BenchConfig, log: Callable[[str], None] | None = None) -> dict:
+    """Run every measure for cfg.rounds interleaved rounds; return the JSON-able report."""
+    try:
+        import torch
+    except ImportError:
+        from bigram.core.errors import BigramError
+
+        raise BigramError("bigram bench runs the lecture's PyTorch code as its baseline; install torch "
+                          "(pip install torch)") from None
+
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    torch.set_num_threads(cfg.threads)
+    t0 = time.perf_counter()
+    s = Setup(cfg)
+    measures = build_measures(s)
+    for r in range(cfg.rounds):
+        for m in measures:
+            if m.once and r > 0:
+                continue
+            t = time.perf_counter()
+            order = list(m.runs.items())
+            if r % 2:  # alternate who goes first: one side's garbage (the lecture's 800 MB
+                order.reverse()  # encode list) must not always slow the other side's next call
+            for name, fn in order:
+                m.values.setdefault(name, []).append(fn())
+            m.seconds += time.perf_counter() - t
+        log(f"round {r + 1}/{cfg.rounds} done ({time.perf_counter() - t0:.0f} s)")
+    report = _report(cfg, s, measures)
+    report["meta"]["wall_s"] = round(time.perf_counter() - t0, 1)
+    return report
+
+
+def _report(cfg: BenchConfig, s: Setup, measures: list[Measure]) -> dict:
+    import torch
+
+    out = {}
+    for m in measures:
+        out[m.key] = {
+            "title": m.title, "unit": m.unit, "higher_is_better": m.higher_is_better,
+            "median": m.medians(), "ratio": m.ratios(), "values": m.values, "bench_seconds": round(m.seconds, 2),
+            **m.extra,
+        }
+    return {
+        "meta": {
+            "command": "bigram bench" + (" --quick" if cfg.quick else ""), "config": _jsonable(asdict(cfg)),
+            "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+            "machine": platform.machine(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
+            "corpus": s.corpus.source, "vocab_size": s.V, "optimum": s.optimum,
+        },
+        "measures": out,
+        "targets": check_targets(out, cfg),
+    }
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj, default=str))
+
+
+def check_targets(measures: dict, cfg: BenchConfig) -> list[dict]:
+    """The issue's targets, each with the value that decides it. Quick runs use other sizes: not decisive."""
+    rows = []
+
+    def add(name, value, op, threshold):
+        met = value is not None and math.isfinite(value) and (value >= threshold if op == ">=" else value <= threshold)
+        rows.append({"target": name, "value": value, "op": op, "threshold": threshold, "met": bool(met)})
+
+    def get(key, kind, who):
+        return measures.get(key, {}).get(kind, {}).get(who, float("nan"))
+
+    backends = [k for k in measures["train_b32"]["ratio"]]
+    for b in backends:
+        add(f"train steps/s B=32,T=8 vs lecture ({b})", get("train_b32", "ratio", b), ">=", 15)
+        add(f"train tokens/s B=512,T=256 vs lecture ({b})", get("train_b512", "ratio", b), ">=", 50)
+        add(f"time to optimum+{cfg.opt_tolerance}, lecture hparams, speed-up ({b})",
+            get("optimum_lecture_hparams", "ratio", b), ">=", 15)
+        add(f"time to optimum+{cfg.opt_tolerance}, project defaults, seconds ({b})",
+            get("optimum_project_defaults", "median", b), "<=", 0.2)
+    mid, lo, hi = sorted(cfg.gen_tokens)[len(cfg.gen_tokens) // 2], min(cfg.gen_tokens), max(cfg.gen_tokens)
+    for b in backends:
+        add(f"generation {mid:,} tokens vs lecture ({b})", get(f"generate_{mid}", "ratio", b), ">=",
+            40 if b == "numpy" else 20)
+        per_token = get(f"generate_{lo}", "median", b) / get(f"generate_{hi}", "median", b)
+        add(f"per-token cost at {hi:,} / at {lo:,} ({b})", per_token, "<=", 1.5)
+    big = f"{cfg.big_corpus_mb}MB"
+    add(f"encode {big} vs lecture", get(f"encode_{big}", "ratio", "bigram"), ">=", 20)
+    corpus_mb = measures[f"encode_memory_{big}"]["corpus_mb"]
+    add(f"encode {big} peak extra memory / corpus bytes", get(f"encode_memory_{big}", "median", "bigram") / corpus_mb,
+        "<=", 2)
+    add("bigram --help seconds", get("startup_help", "median", "bigram"), "<=", 0.5)
+    add("numpy training peak RSS MB", get("train_peak_rss", "median", "numpy"), "<=", 120)
+    seen = measures["train_peak_rss"].get("torch_imported", [])
+    rows.append({"target": "torch never imported by the numpy training run", "value": any(seen), "op": "==",
+                 "threshold": False, "met": bool(seen) and not any(seen)})
+    return rows
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if isinstance(v, bool):
+        return str(v).lower()
+    a = abs(v)
+    if a >= 1e6:
+        return f"{v / 1e6:,.1f}M"
+    if a >= 1e3:
+        return f"{v / 1e3:,.1f}k"
+    if a >= 10:
+        return f"{v:,.1f}"
+    return f"{v:.3g}"
+
+
+def to_markdown(report: dict) -> str:
+    """The report as markdown: one row per measure and contestant, then the targets."""
+    meta = report["meta"]
+    lines = [
+        f"Command: `{meta['command']}` - {meta['config']['rounds']} interleaved rounds, medians; "
+        f"torch threads {meta['config']['threads']}; Python {meta['python']}, NumPy {meta['numpy']}, "
+        f"torch {meta['torch']}, {meta['cpus']} CPUs, load average at end {', '.join(f'{x:.1f}' for x in meta['load_avg'])}.",
+        "",
+        "| measure | unit | lecture | bigram | which | × lecture |",
+        "|---|---|---:|---:|---|---:|",
+    ]
+    for m in report["measures"].values():
+        base = m["median"].get(BASELINE)
+        for who, ratio in m["ratio"].items():
+            lines.append(f"| {m['title']} | {m['unit']} | {_fmt(base)} | {_fmt(m['median'][who])} | {who} | "
+                         f"{_fmt(ratio)} |")
+    lines += ["", "| target | value | needed | met |", "|---|---:|---:|---|"]
+    for t in report["targets"]:
+        lines.append(f"| {t['target']} | {_fmt(t['value'])} | {t['op']} {_fmt(t['threshold'])} | "
+                     f"{'yes' if t['met'] else '**no**'} |")
+    return "\n".join(lines) + "\n"

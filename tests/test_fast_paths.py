@@ -1,0 +1,328 @@
+"""The fast paths against the textbook ones: same numbers within cross-check tolerances.
+
+Counts-based steps, batches drawn many steps at a time, in-place/fused AdamW,
+bisect sampling and the Latin-1 encoder each have a slow reference they must
+agree with. Speed itself is proven in benchmarks/, never here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bigram.backends import numpy_backend as nb
+from bigram.backends.numpy_backend import NumpyBackend
+from bigram.core.backend import WEIGHT_KEY, AdamWConfig
+from bigram.core.data import Batcher, Corpus
+from bigram.core.errors import BigramError
+from bigram.core.fast import CountsStream, WindowStream, make_step
+from bigram.core.sampling import init_weights, sample_chain
+from bigram.core.tokenizer import CharTokenizer
+from bigram.core.train import TrainConfig, make_train_batcher, train
+
+torch = pytest.importorskip("torch")
+from bigram.backends.torch_backend import TorchBackend  # noqa: E402
+
+BACKENDS = [NumpyBackend, TorchBackend]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """(65,65) kernels gain nothing from threads, and on a shared CPU OpenMP waits can cost ms each."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+TOL = {"float32": dict(rtol=1e-4, atol=2e-5), "float64": dict(rtol=1e-10, atol=1e-12)}
+APPROX = {"float32": dict(rel=1e-5, abs=1e-5), "float64": dict(rel=1e-12, abs=1e-12)}
+
+
+def batch_counts(x, y, V, dtype="float64"):
+    """The slow, obvious count of a batch's (x, y) pairs."""
+    c = np.zeros((V, V), dtype=dtype)
+    for a, b in zip(x.ravel(), y.ravel()):
+        c[a, b] += 1
+    return c
+
+
+@pytest.fixture(scope="module")
+def small():
+    return Corpus.from_text("the quick brown fox jumps over the lazy dog\nto be or not to be\n" * 20)
+
+
+# ----------------------------------------------------------------------------
+# the counts loss and gradient
+
+
+@settings(max_examples=25)
+@given(V=st.integers(2, 12), B=st.integers(1, 4), T=st.integers(1, 6), seed=st.integers(0, 2**31 - 1))
+def test_numpy_counts_pair_equals_textbook_pair(V, B, T, seed):
+    rng = np.random.default_rng(seed)
+    W = rng.normal(scale=3.0, size=(V, V))  # float64
+    x, y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
+    flat = W[x].reshape(B * T, V)
+    loss = nb.cross_entropy_forward(flat, y.ravel())
+    dW = nb.embedding_backward(nb.cross_entropy_backward(flat, y.ravel()).reshape(B, T, V), x, V)
+    c = batch_counts(x, y, V)
+    np.testing.assert_allclose(nb.counts_cross_entropy_forward(W, c), loss, rtol=1e-12)
+    np.testing.assert_allclose(nb.counts_cross_entropy_backward(W, c), dW, atol=1e-14)
+    fused = nb.CountsCrossEntropy(W.shape, W.dtype)
+    np.testing.assert_allclose(fused.forward(W, c), loss, rtol=1e-12)
+    np.testing.assert_allclose(fused.backward(c.copy()), dW, atol=1e-14)
+
+
+def test_fused_counts_loss_survives_rows_far_below_the_max():
+    """A row 200 below the table's max would underflow a shared shift; it falls back to its own."""
+    W = np.zeros((3, 3))
+    W[0] = [300.0, 0.0, 1.0]
+    W[2] = [-5.0, 2.0, 0.0]
+    c = np.array([[1.0, 2, 0], [0, 1, 3], [2, 0, 1]])
+    fused = nb.CountsCrossEntropy(W.shape, W.dtype)
+    np.testing.assert_allclose(fused.forward(W, c), nb.counts_cross_entropy_forward(W, c), rtol=1e-12)
+    np.testing.assert_allclose(fused.backward(c.copy()), nb.counts_cross_entropy_backward(W, c), atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+def test_loss_and_grad_counts_matches_loss_and_grad(backend, shakespeare):
+    V = shakespeare.tokenizer.vocab_size
+    model = backend.create(init_weights(V, 3), dtype="float64")
+    x, y = Batcher(shakespeare.train, 32, 8, 5).get_batch()
+    loss, dW = model.loss_and_grad(x, y)
+    loss_c, dW_c = model.loss_and_grad_counts(batch_counts(x, y, V))
+    assert loss_c == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(dW_c, dW, atol=1e-15)
+
+
+def test_adamw_step_inplace_matches_step():
+    rng = np.random.default_rng(0)
+    cfg = AdamWConfig(lr=0.05, weight_decay=0.1)
+    a, b = nb.AdamW((5, 7), np.float64, cfg), nb.AdamW((5, 7), np.float64, cfg)
+    pa = rng.normal(size=(5, 7))
+    pb = pa.copy()
+    for i in range(50):
+        g = rng.normal(size=(5, 7))
+        a.step(pa, g)
+        b.step_inplace(pb, g.copy()) if i % 2 else b.step_inplace(pb, g * 8.0, 1 / 8.0)
+    np.testing.assert_allclose(pb, pa, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(b.m, a.m, rtol=1e-12)
+    np.testing.assert_allclose(b.v, a.v, rtol=1e-12)
+    assert a.t == b.t == 50
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+def test_counts_steps_track_textbook_steps(backend, dtype, shakespeare):
+    """Same batches, 120 AdamW steps each way: weights, moments and losses agree."""
+    V = shakespeare.tokenizer.vocab_size
+    w0 = init_weights(V, 7)
+    opt = AdamWConfig(lr=0.02)
+    text, fast = backend.create(w0, dtype=dtype, optim=opt), backend.create(w0, dtype=dtype, optim=opt)
+    batcher = Batcher(shakespeare.train, 16, 8, 11)
+    for _ in range(120):
+        x, y = batcher.get_batch()
+        c = batch_counts(x, y, V, dtype)
+        loss_t = text.train_step(x, y)
+        loss_f = fast.train_step_counts(c) if _ % 2 else fast.train_step_counts(c, c.sum(1), c.sum())
+        assert loss_f == pytest.approx(loss_t, **APPROX[dtype])
+    st_t, st_f = text.get_state(), fast.get_state()
+    for key in (WEIGHT_KEY, "adamw.exp_avg", "adamw.exp_avg_sq"):
+        np.testing.assert_allclose(st_f[key], st_t[key], **TOL[dtype])
+    assert int(st_f["adamw.step"]) == int(st_t["adamw.step"]) == 120
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+def test_methods_share_optimizer_state(backend, shakespeare):
+    """Textbook then counts steps equal textbook all the way, and get/set_state see the fast path's state."""
+    V = shakespeare.tokenizer.vocab_size
+    w0 = init_weights(V, 2)
+    ref, mixed = backend.create(w0, dtype="float64"), backend.create(w0, dtype="float64")
+    batcher = Batcher(shakespeare.train, 8, 4, 1)
+    batches = [batcher.get_batch() for _ in range(40)]
+    for x, y in batches:
+        ref.train_step(x, y)
+    for i, (x, y) in enumerate(batches):
+        if i < 10 or i >= 30:
+            mixed.train_step(x, y)
+        else:
+            mixed.train_step_counts(batch_counts(x, y, V))
+        if i == 20:  # a checkpoint round trip in the middle of the fast steps
+            fresh = backend.create(w0, dtype="float64")
+            fresh.set_state(mixed.get_state())
+            mixed = fresh
+    for key in (WEIGHT_KEY, "adamw.exp_avg", "adamw.exp_avg_sq"):
+        np.testing.assert_allclose(mixed.get_state()[key], ref.get_state()[key], rtol=1e-10, atol=1e-12)
+    assert int(mixed.get_state()["adamw.step"]) == 40
+
+
+# ----------------------------------------------------------------------------
+# batches many steps at a time
+
+
+@pytest.mark.parametrize("B,T", [(32, 8), (3, 5), (1, 1)])
+def test_streams_match_get_batch_and_keep_the_batcher_in_lockstep(B, T, shakespeare):
+    data = shakespeare.train[:5000]
+    V = shakespeare.tokenizer.vocab_size
+    ref, b1, b2 = (Batcher(data, B, T, 99) for _ in range(3))
+    counts, windows = CountsStream(b1, V, "float64"), WindowStream(b2)
+    for step in range(max(2 * counts.chunk, 2 * windows.chunk) + 3):  # crosses chunk boundaries
+        x, y = ref.get_batch()
+        c, n, N = counts()
+        np.testing.assert_array_equal(c, batch_counts(x, y, V))
+        np.testing.assert_array_equal(n, c.sum(axis=1))
+        assert N == B * T
+        xw, yw = windows()
+        np.testing.assert_array_equal(xw, x)
+        np.testing.assert_array_equal(yw, y)
+        assert b1.get_state() == ref.get_state() == b2.get_state(), f"out of lockstep after step {step}"
+
+
+def test_counts_stream_uses_the_model_dtype(shakespeare):
+    b = Batcher(shakespeare.train, 4, 4, 0)
+    assert CountsStream(b, shakespeare.tokenizer.vocab_size, "float32")()[0].dtype == np.float32
+
+
+# ----------------------------------------------------------------------------
+# the training loop
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+def test_train_counts_reaches_textbook_losses(backend, shakespeare):
+    V = shakespeare.tokenizer.vocab_size
+    out = {}
+    for method in ("textbook", "counts"):
+        cfg = TrainConfig(steps=200, eval_interval=100, method=method)
+        model = backend.create(init_weights(V, cfg.seed), optim=cfg.optim)
+        batcher = make_train_batcher(shakespeare, cfg)
+        res = train(model, shakespeare, cfg, backend=backend.name, batcher=batcher, log=lambda m: None)
+        out[method] = (res, batcher.get_state())
+    (t, t_state), (c, c_state) = out["textbook"], out["counts"]
+    assert c.train_loss == pytest.approx(t.train_loss, abs=1e-4)
+    assert c.val_loss == pytest.approx(t.val_loss, abs=1e-4)
+    assert c_state == t_state  # resume sees the same data position either way
+    assert t.train_loss < 3.5  # it did learn
+
+
+def test_default_method_is_counts_and_bad_method_is_one_line_error():
+    assert TrainConfig().method == "counts"
+    with pytest.raises(BigramError, match="--method must be one of counts, textbook"):
+        TrainConfig(method="fast").validate()
+    with pytest.raises(BigramError, match="unknown training method"):
+        make_step(None, None, "fast")
+
+
+def test_cli_train_method_textbook(tmp_path, shakespeare_path):
+    from bigram.cli.app import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--backend", "numpy", "train", "--data", str(shakespeare_path), "--steps", "20", "--eval-interval", "10",
+              "--method", "textbook", "--out", str(tmp_path / "o"), "--sample", "0"])
+    assert exit_info.value.code in (0, None)
+    import json
+
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["train"]["method"] == "textbook"
+
+
+# ----------------------------------------------------------------------------
+# sampling and encoding
+
+
+def reference_chain(probs, idx, coins):
+    """The searchsorted loop sample_chain replaced."""
+    cdf = np.cumsum(probs.astype(np.float64), axis=1)
+    seq = list(idx[0])
+    for u in coins[0]:
+        last = seq[-1]
+        seq.append(min(int(np.searchsorted(cdf[last], u * cdf[last, -1], side="right")), len(probs) - 1))
+    return np.array([seq])
+
+
+@settings(max_examples=25)
+@given(V=st.integers(1, 20), n=st.integers(0, 200), seed=st.integers(0, 2**31 - 1))
+def test_sample_chain_equals_searchsorted_reference(V, n, seed):
+    rng = np.random.default_rng(seed)
+    probs = rng.random((V, V)) * (rng.random((V, V)) > 0.3)  # some zero-probability tokens
+    probs[:, 0] += 1e-3
+    idx = rng.integers(0, V, (1, 3))
+    coins = rng.random((1, n))
+    np.testing.assert_array_equal(sample_chain(probs, idx, coins), reference_chain(probs, idx, coins))
+
+
+def test_generation_is_the_same_text_on_both_backends(shakespeare):
+    from bigram.core.sampling import draw_coins
+
+    w = init_weights(shakespeare.tokenizer.vocab_size, 4)
+    coins = draw_coins(4, 1, 2000)
+    idx = np.zeros((1, 1), dtype=np.int64)
+    a = NumpyBackend.create(w).generate(idx, coins)
+    b = TorchBackend.create(w, device="cpu").generate(idx, coins)
+    np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=30)
+@given(text=st.text(alphabet=st.characters(max_codepoint=300), min_size=1, max_size=200))
+def test_latin1_encoder_equals_general_path(text):
+    tok = CharTokenizer.from_text(text)
+    general = CharTokenizer(tok.chars)
+    general._byte_table = None  # force the UTF-32 searchsorted path
+    np.testing.assert_array_equal(tok.encode(text), general.encode(text))
+    if "\x00" not in text:  # decode drops NUL (NumPy's <U1 strips it): a separate, pre-existing issue
+        assert tok.decode(tok.encode(text)) == text
+
+
+@pytest.mark.parametrize("extra", ["é", "中", "\x00"])
+def test_latin1_encoder_names_unknown_characters(extra):
+    tok = CharTokenizer.from_text("abc\n")
+    with pytest.raises(BigramError, match="not in the vocabulary"):
+        tok.encode("ab" + extra + "c")
+
+
+def test_encode_big_text_spans_chunks():
+    tok = CharTokenizer.from_text("ab\n")
+    text = "ab\n" * 200_000  # several 256 KiB chunks, last one partial
+    ids = tok.encode(text)
+    assert ids.dtype == np.uint8 and len(ids) == len(text)
+    np.testing.assert_array_equal(ids[:6], [1, 2, 0, 1, 2, 0])
+    assert tok.decode(ids) == text
+
+
+# ----------------------------------------------------------------------------
+# start-up
+
+
+def test_help_imports_neither_numpy_nor_torch():
+    code = "import sys; import bigram.cli.app; print('numpy' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_core_exports_stay_the_same_objects():
+    import bigram.core as core
+    import bigram.core.train as train_module_or_function
+    from bigram.core import train as train_fn
+    from bigram.core.train import train as train_real
+
+    assert train_fn is train_real is core.train is train_module_or_function
+    assert core.Corpus is Corpus and "TrainConfig" in core.__all__
+
+
+def test_a_backend_without_counts_trains_the_textbook_way(shakespeare):
+    """Third-party backends written before train_step_counts still train with the default method."""
+
+    class Old:
+        def __init__(self, model):
+            self.inner, self.vocab_size, self.dtype = model, model.vocab_size, model.dtype
+
+        def train_step(self, x, y):
+            return self.inner.train_step(x, y)
+
+    V = shakespeare.tokenizer.vocab_size
+    old = Old(NumpyBackend.create(init_weights(V, 1)))
+    ref = NumpyBackend.create(init_weights(V, 1))
+    step_old = make_step(old, Batcher(shakespeare.train, 4, 4, 3))  # default method: counts
+    step_ref = make_step(ref, Batcher(shakespeare.train, 4, 4, 3), "textbook")
+    assert [step_old() for _ in range(5)] == [step_ref() for _ in range(5)]
