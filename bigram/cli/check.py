@@ -11,7 +11,7 @@ import typer
 from bigram.cli.app import app
 from bigram.cli.common import load_corpus, print_json, state
 from bigram.core.errors import BigramError
-from bigram.core.train import DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_LR, DEFAULT_SEED
+from bigram.core.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_LR, DEFAULT_SEED
 
 
 def _backend_names(spec: str | None, installed: list[str]) -> list[str]:

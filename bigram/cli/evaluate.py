@@ -11,7 +11,7 @@ import typer
 
 from bigram.cli.app import app
 from bigram.cli.common import build_model, get_backend, load_corpus, print_json, state
-from bigram.core.evaluate import DEFAULT_SMOOTHING
+from bigram.core.defaults import DEFAULT_SMOOTHING
 
 # A checkpoint records where its corpus came from, but that path is never opened:
 # a checkpoint from elsewhere must not make bigram read files the user did not name.

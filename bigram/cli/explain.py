@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
 from bigram.cli.app import app
 from bigram.cli.common import build_model, get_backend, load_corpus, state
-from bigram.core.train import DEFAULT_SEED
+from bigram.core.defaults import DEFAULT_SEED
 
 
 def q(s: str) -> str:
@@ -96,6 +95,8 @@ def _pairs(ex, con) -> None:
 
 def _lookup(ex, con) -> None:
     """embedding lookup: idx (B,T) -> logits (B,T,C)"""
+    import numpy as np  # here, not at the top: `bigram --help` stays free of NumPy
+
     w = ex.worked
     _p(con, f"logits = token_embedding_table(xb): shape {ex.logits_shape}")
     _p(con, f"logits[b,t] is row xb[b,t] of the (V,V) table, a plain lookup: {ex.lookup_matches}")

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
 from bigram.cli.app import app
@@ -42,6 +41,8 @@ def plot(
     data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP + " Used for the optimum line."),
 ) -> None:
     """Draw DIR/metrics.jsonl's train and val loss with the optimum, beside P(next | current)."""
+    import numpy as np  # here, not at the top: `bigram --help` stays free of NumPy
+
     from bigram.core.checkpoint import load_checkpoint
     from bigram.core.explain import probs_of
     from bigram.core.metrics import read_metrics

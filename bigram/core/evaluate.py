@@ -15,13 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from bigram.core.data import Corpus, bigram_counts
+from bigram.core.defaults import DEFAULT_SMOOTHING  # noqa: F401 (re-exported)
 from bigram.core.errors import BigramError
 from bigram.core.optimum import optimal_loss, optimal_table
 
 SPLITS = ("train", "val")
-# Add-1 (Laplace) smoothing: the best val loss of the train MLE on Tiny
-# Shakespeare among k in {0, 0.01, 0.1, 0.5, 1, 2, 5} (docs/how-good.md).
-DEFAULT_SMOOTHING = 1.0
 
 
 @dataclass
