@@ -37,7 +37,7 @@ class BenchConfig:
     data: str | None = None  # corpus path; None: Tiny Shakespeare from the cache
     rounds: int = 5
     quick: bool = False
-    threads: int = 1  # torch intra-op threads for both sides (see docs/BENCHMARKS.md)
+    threads: int = 1  # torch intra-op threads for both sides (see docs/benchmarks.md)
     backends: tuple[str, ...] = ()  # empty: every installed backend
     big_corpus_mb: int = 100
     gen_tokens: tuple[int, ...] = (1_000, 10_000, 100_000)
