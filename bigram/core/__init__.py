@@ -4,8 +4,6 @@ Names are imported on first use (PEP 562), so `import bigram.core.errors`
 (which every CLI command does) does not load NumPy: `bigram --help` stays fast.
 """
 
-import sys
-import types
 from importlib import import_module
 
 _EXPORTS = {
@@ -16,7 +14,7 @@ _EXPORTS = {
     "bigram.core.plugins": ("get_plugin_manager", "load_backends"),
     "bigram.core.sampling": ("draw_coins", "init_weights", "sample_chain"),
     "bigram.core.tokenizer": ("CharTokenizer", "Tokenizer"),
-    "bigram.core.train": ("TrainConfig", "TrainResult", "train"),
+    "bigram.core.train": ("TrainConfig", "TrainResult"),  # the loop: bigram.core.train.train
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -31,19 +29,3 @@ def __getattr__(name: str):
 
 def __dir__():
     return __all__
-
-
-class _CorePackage(types.ModuleType):
-    """Keeps `bigram.core.train` the train() function, as the eager package had it.
-
-    Importing the submodule bigram.core.train would otherwise set this attribute
-    to the module (the eager __init__ re-bound the function right after).
-    """
-
-    def __setattr__(self, name, value):
-        if name == "train" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _CorePackage
