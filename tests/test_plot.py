@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bigram.cli.app import main
-from bigram.core.data import Corpus, bigram_counts
+from bigram.core.data import bigram_counts
 from bigram.core.optimum import optimal_loss
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

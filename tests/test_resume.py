@@ -51,6 +51,32 @@ def test_resume_is_bit_identical(backend, evals, tmp_path, shakespeare_path):
     assert a["eval_batcher_state"] == b["eval_batcher_state"] or "--eval-batches" not in evals
 
 
+def test_resume_keeps_the_training_method(tmp_path, shakespeare_path):
+    """A textbook run resumes the textbook way: the method decides the exact bits."""
+    full, half = tmp_path / "full", tmp_path / "half"
+    _train("numpy", shakespeare_path, full, "--steps", "20", "--method", "textbook")
+    _train("numpy", shakespeare_path, half, "--steps", "10", "--method", "textbook")
+    _train("numpy", shakespeare_path, half, "--resume", half, "--steps", "10")
+    assert _files(half) == _files(full)
+    assert json.loads((half / "config.json").read_text())["train"]["method"] == "textbook"
+
+
+def test_a_byte_tokenizer_run_resumes_exactly(tmp_path, shakespeare_path):
+    full, half = tmp_path / "full", tmp_path / "half"
+    _train("numpy", shakespeare_path, full, "--steps", "20", "--tokenizer", "byte")
+    _train("numpy", shakespeare_path, half, "--steps", "10", "--tokenizer", "byte")
+    _train("numpy", shakespeare_path, half, "--resume", half, "--steps", "10")
+    assert _files(half) == _files(full)
+
+
+@pytest.mark.parametrize("flag", [["--distributed"], ["--tokenizer", "byte"], ["--method", "textbook"]])
+def test_resume_refuses_flags_it_cannot_honour(flag, tmp_path, shakespeare_path):
+    _train("numpy", shakespeare_path, tmp_path / "ck", "--steps", "5")
+    code, _, err = run_cli(["--backend", "numpy", "train", "--resume", tmp_path / "ck", "--data", shakespeare_path,
+                            "--sample", "0", *flag])
+    assert code == 2 and err.startswith("error:") and flag[0] in err and err.count("\n") == 1
+
+
 def test_metrics_continue(tmp_path, shakespeare_path):
     """metrics.jsonl goes on from the checkpoint: same steps and losses as the uninterrupted run."""
     full, half = tmp_path / "full", tmp_path / "half"

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from bigram.core.backend import DTYPES, WEIGHT_KEY, AdamWConfig
+from bigram.core.backend import WEIGHT_KEY, AdamWConfig, check_dtype
 from bigram.core.errors import BigramError
 from bigram.core.hookspecs import hookimpl
 from bigram.core.sampling import sample_chain
@@ -235,14 +235,9 @@ class NumpyBigram:
         return logits, float(loss)
 
     def loss_and_grad(self, idx, targets):
-        """idx, targets (B,T) -> loss, dW (V,V)."""
-        logits = embedding_forward(self.W, idx)  # (B,T,V)
-        B, T, C = logits.shape
-        flat, tflat = logits.reshape(B * T, C), targets.reshape(B * T)  # (B*T,V), (B*T,)
-        loss = cross_entropy_forward(flat, tflat)
-        dlogits = cross_entropy_backward(flat, tflat)  # (B*T,V)
-        dW = embedding_backward(dlogits.reshape(B, T, C), idx, self.vocab_size)  # (V,V)
-        return float(loss), dW
+        """idx, targets (B,T) -> loss, dW (V,V): the forward and backward of grads() below."""
+        g = self.grads(idx, targets)
+        return g["loss"], g["dW"]
 
     def train_step(self, idx, targets):
         loss, dW = self.loss_and_grad(idx, targets)
@@ -328,8 +323,7 @@ class NumpyBackend:
     def create(cls, weights, *, device="auto", dtype="float32", optim=AdamWConfig()):
         if device not in ("auto", "cpu"):
             raise BigramError(f"the numpy backend runs on cpu only, not {device!r}; use --device cpu or --backend torch")
-        if dtype not in DTYPES:
-            raise BigramError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+        check_dtype(dtype)
         return NumpyBigram(weights, dtype=dtype, optim=optim)
 
 

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from bigram.backends.torch_model import resolve_device
 from bigram.core.data import Batcher, bigram_counts, release_pages
 from bigram.core.distributed import shard_bounds
 from bigram.core.errors import BigramError
@@ -30,9 +31,7 @@ def init_distributed(device: str = "auto") -> tuple[int, int]:
     missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
         raise BigramError(f"--distributed needs torchrun's environment ({', '.join(missing)} unset); {TORCHRUN_HINT}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BigramError("--device cuda was asked for but CUDA is not available here; use --device cpu or auto")
-    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    use_cuda = resolve_device(device).type == "cuda"  # a missing CUDA is a one-line error there
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     if not dist.is_initialized():

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from bigram.core.backend import DTYPES, WEIGHT_KEY, AdamWConfig
+from bigram.core.backend import WEIGHT_KEY, AdamWConfig, check_dtype
 from bigram.core.errors import BigramError
 from bigram.core.sampling import sample_chain
 
@@ -48,8 +48,7 @@ class TorchBigram:
     """Core's Model protocol over BigramLanguageModel and torch.optim.AdamW."""
 
     def __init__(self, weights: np.ndarray, *, device="auto", dtype="float32", optim=AdamWConfig()):
-        if dtype not in DTYPES:
-            raise BigramError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+        check_dtype(dtype)
         self.torch_device = resolve_device(device)
         self.device = self.torch_device.type
         self.dtype = dtype

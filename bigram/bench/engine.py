@@ -113,13 +113,13 @@ class Setup:
     """Corpus, backends and tables, loaded once (outside every timing)."""
 
     def __init__(self, cfg: BenchConfig):
-        from bigram.core.data import Corpus, bigram_counts
+        from bigram.core.data import Corpus, bigram_counts, read_corpus
         from bigram.core.optimum import optimal_loss, optimal_table
         from bigram.core.plugins import load_backends
 
         self.cfg = cfg
         self.corpus = Corpus.load(cfg.data)
-        self.text = _read_text(self.corpus.source)
+        self.text = read_corpus(self.corpus.source)
         self.V = self.corpus.tokenizer.vocab_size
         self.train_counts = bigram_counts(self.corpus.train, self.V)
         self.optimum = optimal_loss(self.train_counts)
@@ -134,12 +134,6 @@ class Setup:
 
         w = init_weights(self.V, 1337) if weights is None else weights
         return self.backends[name].create(w, device="cpu", optim=AdamWConfig(lr=lr))
-
-
-def _read_text(source: str) -> str:
-    from bigram.core.data import read_corpus
-
-    return read_corpus(source)
 
 
 # ----------------------------------------------------------------------------

@@ -28,10 +28,9 @@ def _backend_names(spec: str | None, installed: list[str]) -> list[str]:
 
 
 def _validate(dtype: str, steps: int, batch_size: int, block_size: int) -> None:
-    from bigram.core.backend import DTYPES
+    from bigram.core.backend import check_dtype
 
-    if dtype not in DTYPES:
-        raise BigramError(f"unknown --dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    check_dtype(dtype)
     for flag, v in (("--steps", steps), ("--batch-size", batch_size), ("--block-size", block_size)):
         if v < 1:
             raise BigramError(f"{flag} must be a positive integer, got {v}; pass a value >= 1")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +10,7 @@ import typer
 
 from bigram.cli.app import app
 from bigram.cli.common import (
-    build_model, check_generation_options, get_backend, load_corpus, print_json, sample_text, state,
+    build_model, check_generation_options, finish_run, get_backend, load_corpus, print_json, sample_text, state,
 )
 from bigram.core.defaults import (
     DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_METHOD, DEFAULT_SEED,
@@ -85,7 +84,8 @@ def train(
         from bigram.cli.resume import resume_command
 
         return resume_command(ctx, resume, data=data, steps=steps, out=out, save_interval=save_interval,
-                              sample_chars=sample_chars, json_out=json_out, dtype=dtype)
+                              sample_chars=sample_chars, json_out=json_out, dtype=dtype, tokenizer=tokenizer,
+                              distributed=distributed)
     from bigram.core.backend import AdamWConfig
     from bigram.core.sampling import init_weights
     from bigram.core.train import TrainConfig
@@ -114,16 +114,8 @@ def train(
     run.close()
     if not run.is_main:
         return
-    say(f"{cfg.steps} steps in {result.train_s:.2f} s ({result.tokens_per_s:,.0f} tokens/s)")
-    if sample_chars > 0:
-        text = sample_text(model, corpus.tokenizer, prompt=None, max_new_tokens=sample_chars, seed=seed)
-        print(text, file=sys.stderr if json_out else sys.stdout)
-    if json_out:
-        print_json({
-            "backend": st.backend, "device": model.device, "steps": result.step, "train_loss": result.train_loss,
-            "val_loss": result.val_loss, "wall_s": round(result.wall_s, 4), "tokens_per_s": result.tokens_per_s,
-            "checkpoint": result.checkpoint,
-        })
+    finish_run(result, model, corpus, backend=st.backend, steps=cfg.steps, seed=seed, sample_chars=sample_chars,
+               json_out=json_out)
 
 
 @app.command()

@@ -18,13 +18,12 @@ def state(ctx: typer.Context):
 
 
 def get_backend(name: str):
-    """The backend class called `name`, reporting (not raising) broken plugins."""
+    """The backend called `name`; other plugins that failed to load get a warning, not a failure."""
     from bigram.core.plugins import load_backends, report_errors
 
     reg = load_backends()
-    info = reg.get(name)  # raises a one-line BigramError listing the available ones
-    if reg.errors and name not in reg.backends:
-        report_errors(reg)
+    info = reg.get(name)  # raises a one-line BigramError listing the available ones (and the broken)
+    report_errors(reg)
     return info
 
 
@@ -47,6 +46,21 @@ def print_json(obj: Any) -> None:
     from bigram.core.metrics import json_safe
 
     sys.stdout.write(json.dumps(json_safe(obj)) + "\n")
+
+
+def finish_run(result, model, corpus, *, backend: str, steps: int, seed: int, sample_chars: int,
+               json_out: bool, **extra) -> None:
+    """What `train` prints after training, fresh or resumed: speed, a sample, the JSON result."""
+    print(f"{steps} steps in {result.train_s:.2f} s ({result.tokens_per_s:,.0f} tokens/s)", file=sys.stderr)
+    if sample_chars > 0:
+        text = sample_text(model, corpus.tokenizer, prompt=None, max_new_tokens=sample_chars, seed=seed)
+        print(text, file=sys.stderr if json_out else sys.stdout)
+    if json_out:
+        print_json({
+            "backend": backend, "device": model.device, "steps": result.step, "train_loss": result.train_loss,
+            "val_loss": result.val_loss, "wall_s": round(result.wall_s, 4), "tokens_per_s": result.tokens_per_s,
+            "checkpoint": result.checkpoint, **extra,
+        })
 
 
 def check_generation_options(max_new_tokens: int, temperature: float, top_k: int | None) -> None:

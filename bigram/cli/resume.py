@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from bigram.cli.common import get_backend, load_corpus, print_json, sample_text, state
+from bigram.cli.common import finish_run, get_backend, load_corpus, state
 from bigram.core.errors import BigramError
 
 
@@ -40,7 +40,8 @@ def resume_backend(ctx: typer.Context, ck) -> str:
 
 
 def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps: int, out: Path,
-                   save_interval: int | None, sample_chars: int, json_out: bool, dtype: str) -> None:
+                   save_interval: int | None, sample_chars: int, json_out: bool, dtype: str,
+                   tokenizer: str | None, distributed: bool) -> None:
     from bigram.core import resume as R
     from bigram.core.checkpoint import load_checkpoint
     from bigram.core.train import train as run_train
@@ -52,13 +53,19 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
     if "dtype" in given and dtype != str(ck.weights.dtype):
         raise BigramError(f"--dtype {dtype} differs from the checkpoint's {ck.weights.dtype}: a resumed run keeps "
                           "its dtype; drop --dtype, or start a new run without --resume")
+    if distributed:
+        raise BigramError("--resume does not support --distributed yet (only rank 0's batches are saved); "
+                          "resume on one process, or start a new distributed run")
+    kind = getattr(ck.tokenizer, "kind", "char")
+    if tokenizer is not None and tokenizer != kind:
+        raise BigramError(f"--tokenizer {tokenizer} differs from the checkpoint's {kind}: a resumed run keeps its "
+                          "tokenizer; drop --tokenizer")
     cfg = R.with_steps(cfg, R.remaining_steps(ck, ck_dir, given.get("steps")))
-    cfg.validate()
-    if save_interval is not None and save_interval <= 0:
-        raise BigramError(f"--save-interval must be a positive integer, got {save_interval}; pass a value >= 1")
     backend = resume_backend(ctx, ck)
     info = get_backend(backend)
-    corpus = load_corpus(data)  # never config.json's corpus.source: only what the user passes
+    # never config.json's corpus.source: only what the user passes. A char vocabulary is rebuilt
+    # from the text (check_corpus then compares it); the byte tokenizer has nothing to rebuild.
+    corpus = load_corpus(data, None if kind == "char" else ck.tokenizer)
     R.check_corpus(ck, corpus, ck_dir)
     corpus.check_block_size(cfg.block_size)
     model = info.cls.create(ck.weights, device=state(ctx).device, dtype=str(ck.weights.dtype), optim=cfg.optim)
@@ -72,13 +79,5 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
     result = run_train(model, corpus, cfg, backend=backend, out_dir=out, batcher=batcher, log=say,
                        run_config={"seed": cfg.seed}, save_interval=save_interval,
                        resumed=R.resume_state(ck, ck_dir, out))
-    say(f"{cfg.steps} steps in {result.train_s:.2f} s ({result.tokens_per_s:,.0f} tokens/s)")
-    if sample_chars > 0:
-        text = sample_text(model, corpus.tokenizer, prompt=None, max_new_tokens=sample_chars, seed=cfg.seed)
-        print(text, file=sys.stderr if json_out else sys.stdout)
-    if json_out:
-        print_json({
-            "backend": backend, "device": model.device, "steps": result.step, "train_loss": result.train_loss,
-            "val_loss": result.val_loss, "wall_s": round(result.wall_s, 4), "tokens_per_s": result.tokens_per_s,
-            "checkpoint": result.checkpoint, "resumed_from": str(ck_dir),
-        })
+    finish_run(result, model, corpus, backend=backend, steps=cfg.steps, seed=cfg.seed, sample_chars=sample_chars,
+               json_out=json_out, resumed_from=str(ck_dir))

@@ -15,6 +15,14 @@ WEIGHT_KEY = "token_embedding_table.weight"  # the lecture's state_dict key
 DTYPES = ("float32", "float64")
 
 
+def check_dtype(dtype: str) -> None:
+    """Every backend accepts the same dtypes, with the same one-line error."""
+    if dtype not in DTYPES:
+        from bigram.core.errors import BigramError
+
+        raise BigramError(f"unknown --dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+
+
 @dataclass(frozen=True)
 class AdamWConfig:
     """AdamW hyperparameters; defaults are torch.optim.AdamW's, except lr."""

@@ -159,7 +159,9 @@ class Corpus:
     def load(cls, path: str | Path | None = None, *, tokenizer: Tokenizer | None = None) -> "Corpus":
         """Load `path` (a text file or a `bigram data prepare` directory), or Tiny Shakespeare when None."""
         path = Path(path) if path is not None else tiny_shakespeare_path()
-        if path.is_dir() and (path / "vocab.json").is_file():
+        from bigram.core.prepare import is_prepared
+
+        if is_prepared(path):
             return cls.from_prepared(path, tokenizer=tokenizer)
         return cls.from_text(read_corpus(path), tokenizer=tokenizer, source=str(path))
 

@@ -46,11 +46,6 @@ class ChunkedBatches:
         self.bits.random_raw(self.batcher.batch_size)
 
 
-def pair_codes(data: np.ndarray, vocab_size: int) -> np.ndarray:
-    """(N,) tokens -> (N-1,) int64 codes x*V + y of each adjacent pair."""
-    return data[:-1].astype(np.int64) * vocab_size + data[1:]
-
-
 class CountsStream(ChunkedBatches):
     """Per step, the (V,V) bigram counts of the batch Batcher.get_batch would have drawn."""
 
@@ -60,25 +55,28 @@ class CountsStream(ChunkedBatches):
         super().__init__(batcher, chunk)
         exact = B * T < 1 << 24  # float32 holds every count a cell can reach
         self.V, self.dtype = V, np.dtype(dtype if exact else "float64")
-        self.codes = pair_codes(batcher.data, V)  # (N-1,) pair at each position
-        self._arange = np.arange(T)  # (T,)
+        self.N = float(B * T)  # every step's total count
         self.items: list = []
 
     def _refill(self) -> None:
         offsets = self.next_chunk()  # (S,B)
         S = len(offsets)
         VV = self.V * self.V
-        codes = self.codes[offsets[..., None] + self._arange]  # (S,B,T) pair codes
+        # Gather the chunk's windows through the Batcher (pread on a memory-mapped
+        # split): never a per-position code array for the whole corpus.
+        x, y = self.batcher.windows(offsets)  # (S,B,T) each
+        codes = x.astype(np.int64)
+        codes *= self.V
+        codes += y  # (S,B,T) pair codes x*V + y
         codes += (np.arange(S) * VV)[:, None, None]  # a separate (V,V) block per step
         flat = np.zeros(S * VV, dtype=self.dtype)  # (S*V*V,)
         # Scatter-add straight into the model's dtype (exact below 2^24 per cell):
         # with B*T << V*V this beats a dense bincount plus a dtype conversion.
         np.add.at(flat, codes.ravel(), self.dtype.type(1))
-        self.counts = flat.reshape(S, self.V, self.V)  # (S,V,V)
+        counts = flat.reshape(S, self.V, self.V)  # (S,V,V)
         rows = flat.reshape(S * self.V, self.V) @ np.ones(self.V, dtype=self.dtype)  # (S*V,) n_i
         rows = rows.reshape(S, self.V)  # (S,V) positions that read row i, per step
-        totals = rows.sum(axis=1).tolist()  # (S,) N = B*T per step
-        self.items = list(zip(self.counts, rows, totals))  # views made once per chunk, not per step
+        self.items = [(c, r, self.N) for c, r in zip(counts, rows)]  # views made once per chunk
         self.i = 0
 
     def __call__(self) -> tuple[np.ndarray, np.ndarray, float]:

@@ -25,11 +25,9 @@ class MetricsLog:
 
     def __init__(self, path: Path | None):
         self.path = path
-        self.records: list[dict] = []
 
     def append(self, record: dict) -> None:
         clean = json_safe(record)
-        self.records.append(clean)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:

@@ -20,13 +20,15 @@ from pathlib import Path
 from bigram.core.backend import AdamWConfig
 from bigram.core.checkpoint import Checkpoint
 from bigram.core.data import Batcher, Corpus, atomic_write_bytes
+from bigram.core.defaults import DEFAULT_METHOD
 from bigram.core.errors import BigramError
 from bigram.core.metrics import METRICS_FILE, read_metrics
 from bigram.core.train import TrainConfig, make_train_batcher
 
 # Flags a resumed run keeps from its checkpoint; passing another value is an error.
 KEPT = {"batch_size": "--batch-size", "block_size": "--block-size", "seed": "--seed", "lr": "--lr",
-        "weight_decay": "--weight-decay", "eval_interval": "--eval-interval", "eval_batches": "--eval-batches"}
+        "weight_decay": "--weight-decay", "eval_interval": "--eval-interval", "eval_batches": "--eval-batches",
+        "method": "--method"}
 _INT_FIELDS = ("steps", "batch_size", "block_size", "seed", "eval_interval")
 _OPTIM_FIELDS = ("lr", "beta1", "beta2", "eps", "weight_decay")
 
@@ -50,14 +52,17 @@ def train_config(ck: Checkpoint, ck_dir: Path) -> TrainConfig:
         raise _bad(ck_dir, f"config.json's 'train.optim' needs finite numbers {', '.join(_OPTIM_FIELDS)}")
     if eb is not None and type(eb) is not int:
         raise _bad(ck_dir, "config.json's 'train.eval_batches' must be an integer or null")
-    cfg = TrainConfig(**ints, eval_batches=eb, optim=AdamWConfig(**{k: float(v) for k, v in optim.items()}))
+    method = t.get("method", DEFAULT_METHOD)  # the step method is kept too: it decides the exact bits
+    cfg = TrainConfig(**ints, eval_batches=eb, method=method,
+                      optim=AdamWConfig(**{k: float(v) for k, v in optim.items()}))
     cfg.validate()
     return cfg
 
 
 def check_overrides(cfg: TrainConfig, given: dict) -> None:
     """`given`: flags the user typed (name -> value). Kept hyperparameters must match the checkpoint's."""
-    saved = {**{k: getattr(cfg, k) for k in ("batch_size", "block_size", "seed", "eval_interval", "eval_batches")},
+    saved = {**{k: getattr(cfg, k) for k in ("batch_size", "block_size", "seed", "eval_interval", "eval_batches",
+                                             "method")},
              "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay}
     for name, value in given.items():
         if name in KEPT and value != saved[name]:
