@@ -29,10 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     from bigram.bench import BenchConfig, run_bench, to_markdown
     from bigram.cli.bench import write_report
 
-    kw = {"data": args.data, "threads": args.threads}
-    cfg = BenchConfig.quick_config(**kw) if args.quick else BenchConfig(**kw)
-    if args.rounds:
-        cfg.rounds = args.rounds
+    from bigram.core.errors import BigramError
+
+    try:
+        cfg = BenchConfig.from_options(quick=args.quick, data=args.data, threads=args.threads, rounds=args.rounds)
+    except BigramError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     report = run_bench(cfg)
     report["meta"]["command"] = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     md = to_markdown(report)

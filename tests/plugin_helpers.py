@@ -92,12 +92,6 @@ class BuggyBackend(NumpyBackend):
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:
     """Run the bigram CLI in this process (faked metadata is seen, torch is imported once): code, stdout, stderr."""
-    from bigram.cli.app import main
+    from clirun import run_cli as run
 
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run(list(args))

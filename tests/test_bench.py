@@ -79,4 +79,4 @@ def test_cli_rejects_bad_rounds(capsys):
     with pytest.raises(SystemExit) as e:
         main(["bench", "--rounds", "0"])
     assert e.value.code == 2
-    assert "--rounds must be >= 1" in capsys.readouterr().err
+    assert "--rounds must be a positive integer" in capsys.readouterr().err

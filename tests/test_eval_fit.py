@@ -12,25 +12,20 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from bigram.cli.app import main
 from bigram.core.backend import fresh_state
 from bigram.core.checkpoint import save_checkpoint
 from bigram.core.data import TRAIN_FRACTION, Corpus
 from bigram.core.plugins import load_backends
 from bigram.core.sampling import init_weights
 
+from clirun import run_cli
+
 BACKENDS = ["numpy", "torch"]
 
 
 def run(argv, capsys):
     """Run the CLI in-process: (exit code, stdout, stderr)."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_cli(argv)
 
 
 def run_json(argv, capsys):

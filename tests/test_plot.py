@@ -12,14 +12,13 @@ from bigram.cli.app import main
 from bigram.core.data import bigram_counts
 from bigram.core.optimum import optimal_loss
 
+from clirun import run_cli
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    out = capsys.readouterr()
-    return e.value.code or 0, out.out, out.err
+    return run_cli(argv)
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clirun import run_cli
+
 from bigram.core.data import Batcher, Corpus, bigram_counts, release_pages
 from bigram.core.errors import BigramError
 from bigram.core.prepare import prepare
 from bigram.core.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_json
-
-
-def _run_cli(args: list[str]) -> int:
-    from bigram.cli.app import main
-
-    try:
-        main(args)
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 def test_prepare_equals_from_text_on_shakespeare(shakespeare_path, shakespeare, tmp_path):
@@ -96,26 +88,26 @@ def test_load_rejects_mismatched_tokenizer_and_broken_dirs(tmp_path, shakespeare
         Corpus.load(tmp_path / "o")
 
 
-def test_cli_prepare_then_train_on_the_directory(tmp_path, shakespeare_path, capsys):
+def test_cli_prepare_then_train_on_the_directory(tmp_path, shakespeare_path):
     small = tmp_path / "small.txt"
     small.write_bytes(shakespeare_path.read_bytes()[:20_000])
-    assert _run_cli(["data", "prepare", str(small), "--out", str(tmp_path / "d"), "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    code, out, _ = run_cli(["data", "prepare", str(small), "--out", str(tmp_path / "d"), "--json"])
+    assert code == 0
+    summary = json.loads(out)
     assert summary["train_tokens"] == 18_000 and "token_counts" not in summary
-    rc = _run_cli(["--backend", "numpy", "train", "--data", str(tmp_path / "d"), "--steps", "20",
-                   "--sample", "0", "--json", "--out", str(tmp_path / "ck")])
+    rc = run_cli(["--backend", "numpy", "train", "--data", str(tmp_path / "d"), "--steps", "20",
+                  "--sample", "0", "--json", "--out", str(tmp_path / "ck")])[0]
     assert rc == 0
     ref = Corpus.load(small)
     cfg = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert cfg["corpus"]["sha256"] == ref.sha256 and cfg["tokenizer"] == ref.tokenizer.to_json()
-    assert _run_cli(["data", "prepare", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "d")]) == 2
-    capsys.readouterr()
-    rc = _run_cli(["--backend", "numpy", "train", "--data", str(small), "--tokenizer", "byte", "--steps", "5",
-                   "--sample", "20", "--out", str(tmp_path / "ckb")])
+    assert run_cli(["data", "prepare", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "d")])[0] == 2
+    rc = run_cli(["--backend", "numpy", "train", "--data", str(small), "--tokenizer", "byte", "--steps", "5",
+                  "--sample", "20", "--out", str(tmp_path / "ckb")])[0]
     assert rc == 0 and json.loads((tmp_path / "ckb" / "config.json").read_text())["tokenizer"] == {"kind": "byte"}
-    assert _run_cli(["vocab", "--checkpoint", str(tmp_path / "ckb")]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "255\t0xff"
-    assert _run_cli(["--backend", "numpy", "train", "--data", str(small), "--tokenizer", "bpe"]) == 2
+    code, out, _ = run_cli(["vocab", "--checkpoint", str(tmp_path / "ckb")])
+    assert code == 0 and out.splitlines()[-1] == "255\t0xff"
+    assert run_cli(["--backend", "numpy", "train", "--data", str(small), "--tokenizer", "bpe"])[0] == 2
 
 
 def _rss_file_kb() -> int | None:

@@ -50,6 +50,17 @@ class BenchConfig:
     rss_steps: int = 3000
 
     @classmethod
+    def from_options(cls, *, quick: bool, data: str | None, threads: int, rounds: int | None) -> "BenchConfig":
+        """The config `bigram bench` and benchmarks/run.py build from their options, checked."""
+        from bigram.core.errors import require_positive
+
+        require_positive(threads=threads, rounds=rounds)  # medians need at least one round
+        cfg = cls.quick_config(data=data, threads=threads) if quick else cls(data=data, threads=threads)
+        if rounds is not None:
+            cfg.rounds = rounds
+        return cfg
+
+    @classmethod
     def quick_config(cls, **kw) -> "BenchConfig":
         return cls(quick=True, rounds=3, big_corpus_mb=2, gen_tokens=(1_000, 2_000, 5_000), baseline_gen_max=2_000,
                    opt_tolerance=1.5, opt_check_every=25, opt_max_steps=20_000,

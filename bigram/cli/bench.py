@@ -23,16 +23,7 @@ def bench(
 ) -> None:
     """Benchmark training, generation, encoding, counting and start-up against the lecture's code."""
     from bigram.bench import BenchConfig, run_bench, to_markdown
-    from bigram.core.errors import BigramError
-
-    if rounds is not None and rounds < 1:
-        raise BigramError(f"--rounds must be >= 1, got {rounds}; medians need at least one round (5 by default)")
-    if threads < 1:
-        raise BigramError(f"--threads must be >= 1, got {threads}")
-    kw = {"data": str(data) if data else None, "threads": threads}
-    cfg = BenchConfig.quick_config(**kw) if quick else BenchConfig(**kw)
-    if rounds is not None:
-        cfg.rounds = rounds
+    cfg = BenchConfig.from_options(quick=quick, data=str(data) if data else None, threads=threads, rounds=rounds)
     report = run_bench(cfg)
     md = to_markdown(report)
     if out is not None:

@@ -10,7 +10,7 @@ import typer
 
 from bigram.cli.app import app
 from bigram.cli.common import load_corpus, print_json, state
-from bigram.core.errors import BigramError
+from bigram.core.errors import BigramError, require_positive
 from bigram.core.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_LR, DEFAULT_SEED
 
 
@@ -31,9 +31,7 @@ def _validate(dtype: str, steps: int, batch_size: int, block_size: int) -> None:
     from bigram.core.backend import check_dtype
 
     check_dtype(dtype)
-    for flag, v in (("--steps", steps), ("--batch-size", batch_size), ("--block-size", block_size)):
-        if v < 1:
-            raise BigramError(f"{flag} must be a positive integer, got {v}; pass a value >= 1")
+    require_positive(steps=steps, batch_size=batch_size, block_size=block_size)
 
 
 def _print_table(comparisons, header: str) -> None:

@@ -109,9 +109,11 @@ def train(
     say = lambda msg: print(msg, file=sys.stderr) if run.is_main else None  # noqa: E731
     say(f"backend {st.backend} on {model.device} ({model.dtype}); corpus {corpus.source}: vocab {V}, "
         f"{len(corpus.train):,} train / {len(corpus.val):,} val tokens")
-    result = run_train(model, corpus, cfg, backend=st.backend, out_dir=out, log=say, run_config={"seed": seed},
-                       save_interval=save_interval, batcher=batcher, is_main=run.is_main)
-    run.close()
+    try:
+        result = run_train(model, corpus, cfg, backend=st.backend, out_dir=out, log=say, run_config={"seed": seed},
+                           save_interval=save_interval, batcher=batcher, is_main=run.is_main)
+    finally:
+        run.close()  # leave the process group even when interrupted
     if not run.is_main:
         return
     finish_run(result, model, corpus, backend=st.backend, steps=cfg.steps, seed=seed, sample_chars=sample_chars,

@@ -31,13 +31,11 @@ def explain(
     """Walk one real batch through the bigram: shapes, lookup, softmax, the loss by hand, sampling."""
     from rich.console import Console
 
-    from bigram.core.errors import BigramError
+    from bigram.core.errors import require_positive
     from bigram.core.explain import explain as run_explain
     from bigram.core.sampling import init_weights
 
-    for flag, v in (("--batch-size", batch_size), ("--block-size", block_size)):
-        if v < 1:
-            raise BigramError(f"{flag} must be a positive integer, got {v}; pass a value >= 1")
+    require_positive(batch_size=batch_size, block_size=block_size)
     st = state(ctx)
     get_backend(st.backend)
     if checkpoint is not None:

@@ -1,6 +1,14 @@
 """The one exception type the CLI turns into a one-line message and exit code 2."""
 
 
+def require_positive(**options) -> None:
+    """A BigramError for the first option (by its name, e.g. batch_size) that is not an integer >= 1."""
+    for name, value in options.items():
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            flag = "--" + name.replace("_", "-")
+            raise BigramError(f"{flag} must be a positive integer, got {value}; pass a value >= 1")
+
+
 class BigramError(Exception):
     """A problem with the user's input, stated with its fix.
 

@@ -16,7 +16,7 @@ import numpy as np
 from bigram.core.backend import STATE_KEYS, AdamWConfig, Model
 from bigram.core.checkpoint import save_checkpoint
 from bigram.core.data import Batcher, Corpus, bigram_counts
-from bigram.core.errors import BigramError, Interrupted
+from bigram.core.errors import BigramError, Interrupted, require_positive
 from bigram.core.defaults import DEFAULT_METHOD, METHODS
 from bigram.core.fast import make_step
 from bigram.core.metrics import METRICS_FILE, MetricsLog
@@ -42,16 +42,11 @@ class TrainConfig:
     method: str = DEFAULT_METHOD  # "counts" (fast, exact) or "textbook" (bigram/core/fast.py)
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "block_size", "eval_interval"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                flag = "--" + name.replace("_", "-")
-                raise BigramError(f"{flag} must be a positive integer, got {value}; pass a value >= 1")
+        require_positive(steps=self.steps, batch_size=self.batch_size, block_size=self.block_size,
+                         eval_interval=self.eval_interval, eval_batches=self.eval_batches)
         lr = self.optim.lr
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise BigramError(f"--lr must be a positive finite number, got {lr}; try --lr {DEFAULT_LR}")
-        if self.eval_batches is not None and self.eval_batches <= 0:
-            raise BigramError(f"--eval-batches must be a positive integer, got {self.eval_batches}")
         if self.method not in METHODS:
             raise BigramError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         self.check_ranges()
@@ -153,8 +148,7 @@ def train(
         log, out_dir, progress = (lambda msg: None), None, False
     cfg.validate()
     corpus.check_block_size(cfg.block_size)
-    if save_interval is not None and (not isinstance(save_interval, int) or save_interval <= 0):
-        raise BigramError(f"--save-interval must be a positive integer, got {save_interval}; pass a value >= 1")
+    require_positive(save_interval=save_interval)
     log = log or (lambda msg: print(msg, file=sys.stderr))
     batcher = batcher or make_train_batcher(corpus, cfg)
     evaluate = Evaluator(corpus, cfg)
