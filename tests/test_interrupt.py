@@ -55,7 +55,9 @@ def test_signal_saves_last_completed_step(sig, code, tmp_path, shakespeare_path)
     assert ck.step == k > 100  # a save at the signal, not just the last periodic one
     if sig == signal.SIGINT:  # the saved state is exact: resuming matches an uninterrupted run
         ref = tmp_path / "ref"
-        ref_argv = ["--backend", "numpy", "train", "--data", data, "--steps", k + 7, "--out", ref, "--sample", 0]
+        # the interrupted run's cosine schedule decays over its --steps: the reference must too
+        ref_argv = ["--backend", "numpy", "train", "--data", data, "--steps", k + 7, "--decay-steps", 10**7,
+                    "--out", ref, "--sample", 0]
         assert run_cli(ref_argv)[0] == 0
         code2, _, err2 = run_cli(["train", "--resume", out, "--data", data, "--steps", 7, "--sample", 0])
         assert code2 == 0, err2

@@ -1,4 +1,8 @@
-"""Exact resume: N steps + resume N more == 2N steps, bit for bit, on both backends."""
+"""Exact resume: N steps + resume N more == 2N steps, bit for bit, on both backends.
+
+The default cosine schedule decays over the run's --steps, so each N-step half
+passes --decay-steps 2N: the horizon of the 2N-step run it is compared with.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ def test_resume_is_bit_identical(backend, evals, tmp_path, shakespeare_path):
     N = 20
     full, half = tmp_path / "full", tmp_path / "half"
     _train(backend, shakespeare_path, full, "--steps", str(2 * N), *evals)
-    _train(backend, shakespeare_path, half, "--steps", str(N), *evals)
+    _train(backend, shakespeare_path, half, "--steps", str(N), "--decay-steps", str(2 * N), *evals)
     assert _files(half) != _files(full)
     _train(backend, shakespeare_path, half, "--resume", half, "--steps", str(N))  # backend from the checkpoint
     assert _files(half) == _files(full)
@@ -55,7 +59,7 @@ def test_resume_keeps_the_training_method(tmp_path, shakespeare_path):
     """A textbook run resumes the textbook way: the method decides the exact bits."""
     full, half = tmp_path / "full", tmp_path / "half"
     _train("numpy", shakespeare_path, full, "--steps", "20", "--method", "textbook")
-    _train("numpy", shakespeare_path, half, "--steps", "10", "--method", "textbook")
+    _train("numpy", shakespeare_path, half, "--steps", "10", "--decay-steps", "20", "--method", "textbook")
     _train("numpy", shakespeare_path, half, "--resume", half, "--steps", "10")
     assert _files(half) == _files(full)
     assert json.loads((half / "config.json").read_text())["train"]["method"] == "textbook"
@@ -64,7 +68,7 @@ def test_resume_keeps_the_training_method(tmp_path, shakespeare_path):
 def test_a_byte_tokenizer_run_resumes_exactly(tmp_path, shakespeare_path):
     full, half = tmp_path / "full", tmp_path / "half"
     _train("numpy", shakespeare_path, full, "--steps", "20", "--tokenizer", "byte")
-    _train("numpy", shakespeare_path, half, "--steps", "10", "--tokenizer", "byte")
+    _train("numpy", shakespeare_path, half, "--steps", "10", "--decay-steps", "20", "--tokenizer", "byte")
     _train("numpy", shakespeare_path, half, "--resume", half, "--steps", "10")
     assert _files(half) == _files(full)
 
@@ -81,7 +85,7 @@ def test_metrics_continue(tmp_path, shakespeare_path):
     """metrics.jsonl goes on from the checkpoint: same steps and losses as the uninterrupted run."""
     full, half = tmp_path / "full", tmp_path / "half"
     _train("numpy", shakespeare_path, full, "--steps", "40", "--eval-interval", "10")
-    _train("numpy", shakespeare_path, half, "--steps", "20", "--eval-interval", "10")
+    _train("numpy", shakespeare_path, half, "--steps", "20", "--decay-steps", "40", "--eval-interval", "10")
     with open(half / "metrics.jsonl", "a") as f:  # a record past the checkpoint (a run killed after its save)
         f.write(json.dumps({"step": 30, "train_loss": 9.9, "val_loss": 9.9}) + "\n")
     _train("numpy", shakespeare_path, half, "--resume", half, "--steps", "20")
@@ -93,7 +97,7 @@ def test_metrics_continue(tmp_path, shakespeare_path):
 def test_resume_into_another_out_keeps_the_source(tmp_path, shakespeare_path):
     src, dst, full = tmp_path / "src", tmp_path / "dst", tmp_path / "full"
     _train("numpy", shakespeare_path, full, "--steps", "10")
-    _train("numpy", shakespeare_path, src, "--steps", "5")
+    _train("numpy", shakespeare_path, src, "--steps", "5", "--decay-steps", "10")
     before = _files(src)
     _train("numpy", shakespeare_path, dst, "--resume", src, "--steps", "5")
     assert _files(src) == before and _files(dst) == _files(full)
@@ -121,8 +125,46 @@ def test_resume_can_switch_backend(tmp_path, shakespeare_path):
 
     full, half = tmp_path / "full", tmp_path / "half"
     _train("numpy", shakespeare_path, full, "--steps", "20")
-    _train("numpy", shakespeare_path, half, "--steps", "10")
+    _train("numpy", shakespeare_path, half, "--steps", "10", "--decay-steps", "20")
     _train("torch", shakespeare_path, half, "--resume", half, "--steps", "10")
     assert json.loads((half / "config.json").read_text())["backend"] == "torch"
     w = [load((d / "model.safetensors").read_bytes())["token_embedding_table.weight"] for d in (full, half)]
     np.testing.assert_allclose(w[0], w[1], rtol=0, atol=1e-5)
+
+
+def test_resume_keeps_the_schedule_horizon(tmp_path, shakespeare_path):
+    """Resuming an interrupted cosine run decays over the horizon it started with, not over the steps left."""
+    data = tmp_path / "small.txt"
+    data.write_text(small_text(shakespeare_path))
+    full, ck = tmp_path / "full", tmp_path / "ck"
+    _train("numpy", data, full, "--steps", "20")
+    _train("numpy", data, ck, "--steps", "12", "--decay-steps", "20")
+    cfg = json.loads((ck / "config.json").read_text())
+    assert cfg["train"]["lr_schedule"] == "cosine" and cfg["train"]["decay_steps"] == 20
+    assert cfg["train"]["min_lr"] == pytest.approx(cfg["train"]["optim"]["lr"] / 10)
+    cfg["target_step"] = 20  # as if it had been stopped at 12 of 20
+    (ck / "config.json").write_text(json.dumps(cfg))
+    _train("numpy", data, ck, "--resume", ck)
+    assert _files(ck) == _files(full)
+
+
+def test_a_checkpoint_from_before_schedules_resumes_at_a_constant_lr(tmp_path, shakespeare_path):
+    """config.json without lr_schedule was written when every run had a constant lr: it resumes that way."""
+    data = tmp_path / "small.txt"
+    data.write_text(small_text(shakespeare_path))
+    full, ck = tmp_path / "full", tmp_path / "ck"
+    _train("numpy", data, full, "--steps", "20", "--lr-schedule", "constant")
+    _train("numpy", data, ck, "--steps", "10", "--lr-schedule", "constant")
+    cfg = json.loads((ck / "config.json").read_text())
+    for key in ("lr_schedule", "min_lr", "decay_steps"):
+        cfg["train"].pop(key)
+    (ck / "config.json").write_text(json.dumps(cfg))
+    _train("numpy", data, ck, "--resume", ck, "--steps", "10")
+    assert _files(ck) == _files(full)
+
+
+def test_resume_refuses_another_schedule(tmp_path, shakespeare_path):
+    _train("numpy", shakespeare_path, tmp_path / "ck", "--steps", "5")
+    code, _, err = run_cli(["--backend", "numpy", "train", "--resume", tmp_path / "ck", "--data", shakespeare_path,
+                            "--sample", "0", "--lr-schedule", "constant"])
+    assert code == 2 and err.startswith("error: --lr-schedule constant differs") and err.count("\n") == 1

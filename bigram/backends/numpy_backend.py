@@ -165,22 +165,23 @@ class AdamW:
 
     def __init__(self, shape, dtype, cfg: AdamWConfig):
         self.cfg = cfg
+        self.lr = cfg.lr  # set_lr changes it: a schedule's lr, step by step
         self.m = np.zeros(shape, dtype=dtype)  # exp_avg
         self.v = np.zeros(shape, dtype=dtype)  # exp_avg_sq
         self.t = 0
 
     def step(self, p, g):
         """In place: p (V,C) updated from g (V,C)."""
-        c = self.cfg
+        c, lr = self.cfg, self.lr
         self.t += 1
-        p *= 1 - c.lr * c.weight_decay
+        p *= 1 - lr * c.weight_decay
         self.m += (1 - c.beta1) * (g - self.m)
         self.v *= c.beta2
         self.v += (1 - c.beta2) * g * g
         bias1 = 1 - c.beta1**self.t
         bias2_sqrt = (1 - c.beta2**self.t) ** 0.5
         denom = np.sqrt(self.v) / bias2_sqrt + c.eps
-        p += (-(c.lr / bias1) * self.m) / denom  # torch's addcdiv: p + value*m/denom
+        p += (-(lr / bias1) * self.m) / denom  # torch's addcdiv: p + value*m/denom
 
     def step_inplace(self, p, g, scale=1.0):
         """step() with no new arrays, for the gradient g * scale: a scratch buffer, g overwritten.
@@ -189,14 +190,14 @@ class AdamW:
         (saving the caller a pass), and m/(sqrt(v)/b2 + eps) is computed as
         m*b2/(sqrt(v) + eps*b2), b2 = sqrt(1-beta2^t): differences in rounding only.
         """
-        c, m, v = self.cfg, self.m, self.v
+        c, m, v, lr = self.cfg, self.m, self.v, self.lr
         self.t += 1
         s = getattr(self, "_scratch", None)
         if s is None:
             s = self._scratch = np.empty_like(m)  # (V,C)
         bias1 = 1 - c.beta1**self.t
         bias2_sqrt = (1 - c.beta2**self.t) ** 0.5
-        p *= 1 - c.lr * c.weight_decay
+        p *= 1 - lr * c.weight_decay
         m *= c.beta1
         np.multiply(g, (1 - c.beta1) * scale, s)
         m += s  # b1 m + (1-b1) g
@@ -207,7 +208,7 @@ class AdamW:
         np.sqrt(v, s)
         s += c.eps * bias2_sqrt
         np.divide(m, s, s)
-        s *= -(c.lr * bias2_sqrt / bias1)
+        s *= -(lr * bias2_sqrt / bias1)
         p += s
 
 
@@ -243,6 +244,10 @@ class NumpyBigram:
         loss, dW = self.loss_and_grad(idx, targets)
         self.optim.step(self.W, dW)
         return loss
+
+    def set_lr(self, lr):
+        """The learning rate of the following steps (core's schedule sets it before each one)."""
+        self.optim.lr = lr
 
     def eval_counts(self, counts):
         """counts (V,V) -> exact mean NLL: -sum_ij C_ij log softmax(W_i)_j / sum C."""

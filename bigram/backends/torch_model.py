@@ -89,6 +89,11 @@ class TorchBigram:
         self.optimizer.step()
         return loss.item()
 
+    def set_lr(self, lr):
+        """The learning rate of the following steps, as nanoGPT sets it: in the param group."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     @torch.no_grad()
     def eval_counts(self, counts):
         logp = F.log_softmax(self.weight.double(), dim=-1)  # (V,V)
@@ -175,15 +180,15 @@ class TorchBigram:
             c, n = c.to(W.device, W.dtype), n.to(W.device, W.dtype)
         N = float(counts.sum() if total is None else total)  # B*T
         logp = torch.log_softmax(W, -1)  # (V,V)
-        loss = -torch.mul(c, logp).sum().item() / N
+        loss = -torch.dot(c.view(-1), logp.view(-1)).item() / N  # one kernel for sum(c * logp)
         grad = torch.addcmul(c, logp.exp_(), n, value=-1.0)  # (V,V) c_i - n_i p_i = -N dL/dW_i
         if fused is None:
             self.weight.grad = grad.div_(-N)
             self.optimizer.step()
             return loss
-        g = self.optimizer.param_groups[0]
-        st["step"] += 1  # the kernel reads t for the bias corrections; AdamW increments first too
-        fused([W], [grad], [st["exp_avg"]], [st["exp_avg_sq"]], [], [st["step"]],
+        g, step = self.optimizer.param_groups[0], st["step"]
+        step.add_(1)  # the kernel reads t for the bias corrections; AdamW increments first too
+        fused([W], [grad], [st["exp_avg"]], [st["exp_avg_sq"]], [], [step],
               lr=g["lr"], beta1=g["betas"][0], beta2=g["betas"][1], weight_decay=g["weight_decay"],
               eps=g["eps"], amsgrad=False, maximize=False, grad_scale=self._grad_scale(-N))
         return loss

@@ -186,15 +186,18 @@ def _train_measure(s: Setup, key: str, B: int, T: int, steps: tuple[int, int], u
 # 2. time to the optimum
 
 
-def _opt_measure(s: Setup, key: str, lr: float, label: str) -> Measure:
+def _opt_measure(s: Setup, key: str, tc, label: str) -> Measure:
+    """Seconds until the exact train loss <= optimum + tolerance, training as `tc` (a TrainConfig) says."""
     from bigram.bench import lecture
     from bigram.core.fast import make_step
-    from bigram.core.train import TrainConfig, make_train_batcher
+    from bigram.core.train import make_train_batcher
 
     cfg = s.cfg
     target = s.optimum + cfg.opt_tolerance
     every = cfg.opt_check_every
     steps_used: dict[str, list[int]] = {}
+    lr, schedule = tc.optim.lr, tc.schedule(tc.steps)
+    lr_at = None if schedule.constant else schedule
 
     def until(name: str, advance: Callable[[], None], loss: Callable[[], float]) -> float:
         """Train time (probes excluded) until the exact train loss <= target."""
@@ -208,15 +211,14 @@ def _opt_measure(s: Setup, key: str, lr: float, label: str) -> Measure:
         return float("nan")
 
     def base() -> float:
-        run = lecture.LectureRun(s.corpus.train, s.V, 32, 8, lr=lr)
+        run = lecture.LectureRun(s.corpus.train, s.V, tc.batch_size, tc.block_size, lr=lr, lr_at=lr_at)
         return until(BASELINE, lambda: run.train(every), lambda: run.exact_loss(s.train_counts))
 
     def ours(name: str) -> Callable[[], float]:
         def run() -> float:
             model = s.model(name, lr=lr)
-            tc = TrainConfig(batch_size=32, block_size=8)
             t0 = time.perf_counter()
-            step = make_step(model, make_train_batcher(s.corpus, tc))  # what `bigram train` builds
+            step = make_step(model, make_train_batcher(s.corpus, tc), tc.method, lr_at)  # what `bigram train` builds
             setup = time.perf_counter() - t0
 
             def advance():
@@ -228,8 +230,13 @@ def _opt_measure(s: Setup, key: str, lr: float, label: str) -> Measure:
         return run
 
     runs = {BASELINE: base, **{n: ours(n) for n in s.backends}}
-    return Measure(key, f"seconds to train loss <= optimum + {cfg.opt_tolerance} ({label}: lr {lr}, B=32, T=8)",
+    how = (f"lr {lr}" if lr_at is None else
+           f"cosine lr {lr:g} -> {schedule.min_lr:g} over {schedule.decay_steps} steps")
+    return Measure(key, f"seconds to train loss <= optimum + {cfg.opt_tolerance} ({label}: {how}, "
+                        f"B={tc.batch_size}, T={tc.block_size})",
                    "s", False, runs, extra={"optimum": s.optimum, "target_loss": target, "lr": lr,
+                                             "lr_schedule": tc.lr_schedule, "min_lr": schedule.min_lr,
+                                             "decay_steps": schedule.decay_steps,
                                              "check_every": every, "steps_to_target": steps_used})
 
 
@@ -379,14 +386,16 @@ def _process_measures(s: Setup) -> list[Measure]:
 
 def build_measures(s: Setup) -> list[Measure]:
     cfg = s.cfg
-    from bigram.core.train import DEFAULT_LR
+    from bigram.core.backend import AdamWConfig
+    from bigram.core.train import TrainConfig
 
     big = s.text * max(1, math.ceil(cfg.big_corpus_mb * MB / len(s.text.encode("utf-8"))))
     measures = [
         _train_measure(s, "train_b32", 32, 8, cfg.train_steps["b32"], "steps/s"),
         _train_measure(s, "train_b512", 512, 256, cfg.train_steps["b512"], "tokens/s"),
-        _opt_measure(s, "optimum_lecture_hparams", 1e-3, "the lecture's hyperparameters"),
-        _opt_measure(s, "optimum_project_defaults", DEFAULT_LR, "the project's defaults"),
+        _opt_measure(s, "optimum_lecture_hparams", TrainConfig(lr_schedule="constant", optim=AdamWConfig(lr=1e-3)),
+                     "the lecture's hyperparameters"),
+        _opt_measure(s, "optimum_project_defaults", TrainConfig(), "the project's defaults"),
         *[_gen_measure(s, n) for n in cfg.gen_tokens],
         *_encode_measures(s, "tiny_shakespeare", s.text),
         *_encode_measures(s, f"{cfg.big_corpus_mb}MB", big),

@@ -54,8 +54,11 @@ class BigramLanguageModel(nn.Module):
 class LectureRun:
     """The lecture's training loop over `train_ids` with its hyperparameters."""
 
-    def __init__(self, train_ids: np.ndarray, vocab_size: int, batch_size=32, block_size=8, lr=1e-3, seed=1337):
+    def __init__(self, train_ids: np.ndarray, vocab_size: int, batch_size=32, block_size=8, lr=1e-3, seed=1337,
+                 lr_at=None):
+        """lr_at: an lr schedule (step -> lr), set each step the way nanoGPT's train.py does; None: constant lr."""
         torch.manual_seed(seed)
+        self.lr_at, self.iter_num = lr_at, 0
         self.train_data = torch.tensor(train_ids.astype(np.int64), dtype=torch.long)
         self.batch_size, self.block_size = batch_size, block_size
         self.model = BigramLanguageModel(vocab_size)
@@ -72,6 +75,10 @@ class LectureRun:
 
     def train(self, steps: int) -> float:
         for _ in range(steps):
+            if self.lr_at is not None:  # nanoGPT: lr = get_lr(iter_num); param_group['lr'] = lr
+                for param_group in self.optimizer.param_groups:
+                    param_group["lr"] = self.lr_at(self.iter_num)
+            self.iter_num += 1
             xb, yb = self.get_batch()
             logits, loss = self.m(xb, yb)
             self.optimizer.zero_grad(set_to_none=True)

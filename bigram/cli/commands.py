@@ -13,8 +13,8 @@ from bigram.cli.common import (
     build_model, check_generation_options, finish_run, get_backend, load_corpus, print_json, sample_text, state,
 )
 from bigram.core.defaults import (
-    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_METHOD, DEFAULT_SEED,
-    DEFAULT_STEPS,
+    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD,
+    DEFAULT_SEED, DEFAULT_STEPS,
 )
 
 
@@ -54,7 +54,14 @@ def train(
     steps: int = typer.Option(DEFAULT_STEPS, "--steps", help="Optimizer steps."),
     batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", help="Sequences per batch (B)."),
     block_size: int = typer.Option(DEFAULT_BLOCK_SIZE, "--block-size", help="Tokens per sequence (T)."),
-    lr: float = typer.Option(DEFAULT_LR, "--lr", help="AdamW learning rate."),
+    lr: float = typer.Option(DEFAULT_LR, "--lr", help="AdamW learning rate (cosine: the first step's)."),
+    lr_schedule: str = typer.Option(
+        DEFAULT_LR_SCHEDULE, "--lr-schedule", help="cosine (decay from --lr to --min-lr over the run) or constant."
+    ),
+    min_lr: Optional[float] = typer.Option(None, "--min-lr", help="Where cosine ends. Default: --lr / 10."),
+    decay_steps: Optional[int] = typer.Option(
+        None, "--decay-steps", help="Step at which cosine reaches --min-lr (then stays). Default: --steps."
+    ),
     weight_decay: float = typer.Option(0.01, "--weight-decay", help="AdamW decoupled weight decay."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed for weights, batches and the sample."),
     eval_interval: int = typer.Option(DEFAULT_EVAL_INTERVAL, "--eval-interval", help="Steps between evaluations."),
@@ -94,6 +101,7 @@ def train(
     cfg = TrainConfig(
         steps=steps, batch_size=batch_size, block_size=block_size, seed=seed, eval_interval=eval_interval,
         eval_batches=eval_batches, optim=AdamWConfig(lr=lr, weight_decay=weight_decay), method=method,
+        lr_schedule=lr_schedule, min_lr=min_lr, decay_steps=decay_steps,
     )
     cfg.validate()
     st = state(ctx)

@@ -11,6 +11,8 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from bigram.core.defaults import DEFAULT_LR
+
 WEIGHT_KEY = "token_embedding_table.weight"  # the lecture's state_dict key
 DTYPES = ("float32", "float64")
 
@@ -25,9 +27,9 @@ def check_dtype(dtype: str) -> None:
 
 @dataclass(frozen=True)
 class AdamWConfig:
-    """AdamW hyperparameters; defaults are torch.optim.AdamW's, except lr."""
+    """AdamW hyperparameters; defaults are torch.optim.AdamW's, except lr (the project's default)."""
 
-    lr: float = 1e-2
+    lr: float = DEFAULT_LR
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
@@ -55,6 +57,13 @@ class Model(Protocol):
 
     def train_step(self, idx: np.ndarray, targets: np.ndarray) -> float:
         """Forward, backward and one AdamW update; returns the loss before the update."""
+        ...
+
+    def set_lr(self, lr: float) -> None:
+        """The AdamW learning rate of the steps that follow (a schedule sets it before each step).
+
+        Optional: a model without it trains with --lr-schedule constant only.
+        """
         ...
 
     def eval_counts(self, counts: np.ndarray) -> float:

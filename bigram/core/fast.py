@@ -105,22 +105,45 @@ class WindowStream(ChunkedBatches):
         return self.x[self.i - 1], self.y[self.i - 1]
 
 
-def make_step(model, batcher, method: str = DEFAULT_METHOD) -> Callable[[], float]:
+def make_step(model, batcher, method: str = DEFAULT_METHOD, lr_at: Callable[[int], float] | None = None,
+              start: int = 0) -> Callable[[], float]:
     """A function that takes one training step on the next batch and returns its loss.
 
     A backend without train_step_counts (a plugin written before it existed,
     or a data-parallel wrapper whose gradients must go through autograd)
     trains the textbook way: same losses, only slower. A batcher that is not
     core's (e.g. one gathering batches on a GPU) is asked for one batch a step.
+    lr_at (a schedule, bigram/core/schedule.py) sets the lr of each step, the
+    first being step `start`; None leaves the model's lr alone.
     """
     if method not in METHODS:
         from bigram.core.errors import BigramError
 
         raise BigramError(f"unknown training method {method!r}; use one of {', '.join(METHODS)}")
     if not isinstance(batcher, Batcher):
-        return lambda: model.train_step(*batcher.get_batch())
-    if method == "counts" and getattr(model, "train_step_counts", None) is not None:
+        step = lambda: model.train_step(*batcher.get_batch())  # noqa: E731
+    elif method == "counts" and getattr(model, "train_step_counts", None) is not None:
         counts = CountsStream(batcher, model.vocab_size, model.dtype)
-        return lambda: model.train_step_counts(*counts())
-    windows = WindowStream(batcher)
-    return lambda: model.train_step(*windows())
+        step = lambda: model.train_step_counts(*counts())  # noqa: E731
+    else:
+        windows = WindowStream(batcher)
+        step = lambda: model.train_step(*windows())  # noqa: E731
+    return step if lr_at is None else _scheduled(model, step, lr_at, start)
+
+
+def _scheduled(model, step: Callable[[], float], lr_at: Callable[[int], float], start: int) -> Callable[[], float]:
+    """`step`, with the model's lr set from the schedule before each update."""
+    set_lr = getattr(model, "set_lr", None)
+    if set_lr is None:
+        from bigram.core.errors import BigramError
+
+        raise BigramError("this backend's model has no set_lr, so its learning rate cannot follow a schedule; "
+                          "train it with --lr-schedule constant")
+    at = [start]
+
+    def scheduled() -> float:
+        set_lr(lr_at(at[0]))
+        at[0] += 1
+        return step()
+
+    return scheduled

@@ -28,7 +28,7 @@ from bigram.core.train import TrainConfig, make_train_batcher
 # Flags a resumed run keeps from its checkpoint; passing another value is an error.
 KEPT = {"batch_size": "--batch-size", "block_size": "--block-size", "seed": "--seed", "lr": "--lr",
         "weight_decay": "--weight-decay", "eval_interval": "--eval-interval", "eval_batches": "--eval-batches",
-        "method": "--method"}
+        "method": "--method", "lr_schedule": "--lr-schedule", "min_lr": "--min-lr", "decay_steps": "--decay-steps"}
 _INT_FIELDS = ("steps", "batch_size", "block_size", "seed", "eval_interval")
 _OPTIM_FIELDS = ("lr", "beta1", "beta2", "eps", "weight_decay")
 
@@ -53,7 +53,14 @@ def train_config(ck: Checkpoint, ck_dir: Path) -> TrainConfig:
     if eb is not None and type(eb) is not int:
         raise _bad(ck_dir, "config.json's 'train.eval_batches' must be an integer or null")
     method = t.get("method", DEFAULT_METHOD)  # the step method is kept too: it decides the exact bits
-    cfg = TrainConfig(**ints, eval_batches=eb, method=method,
+    # A checkpoint from before lr schedules trained at a constant lr: it resumes that way.
+    sched = {"lr_schedule": t.get("lr_schedule", "constant"), "min_lr": t.get("min_lr"),
+             "decay_steps": t.get("decay_steps")}
+    if sched["lr_schedule"] != "constant" and (type(sched["decay_steps"]) is not int
+                                               or type(sched["min_lr"]) not in (int, float)):
+        raise _bad(ck_dir, "config.json's 'train' has a cosine lr_schedule without integer decay_steps and "
+                           "numeric min_lr")
+    cfg = TrainConfig(**ints, eval_batches=eb, method=method, **sched,
                       optim=AdamWConfig(**{k: float(v) for k, v in optim.items()}))
     cfg.validate()
     return cfg
@@ -62,7 +69,7 @@ def train_config(ck: Checkpoint, ck_dir: Path) -> TrainConfig:
 def check_overrides(cfg: TrainConfig, given: dict) -> None:
     """`given`: flags the user typed (name -> value). Kept hyperparameters must match the checkpoint's."""
     saved = {**{k: getattr(cfg, k) for k in ("batch_size", "block_size", "seed", "eval_interval", "eval_batches",
-                                             "method")},
+                                             "method", "lr_schedule", "min_lr", "decay_steps")},
              "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay}
     for name, value in given.items():
         if name in KEPT and value != saved[name]:

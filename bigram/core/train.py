@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -17,11 +17,12 @@ from bigram.core.backend import STATE_KEYS, AdamWConfig, Model
 from bigram.core.checkpoint import save_checkpoint
 from bigram.core.data import Batcher, Corpus, bigram_counts
 from bigram.core.errors import BigramError, Interrupted, require_positive
-from bigram.core.defaults import DEFAULT_METHOD, METHODS
+from bigram.core.defaults import DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MIN_LR_RATIO, LR_SCHEDULES, METHODS
 from bigram.core.fast import make_step
 from bigram.core.metrics import METRICS_FILE, MetricsLog
 from bigram.core.optimum import optimal_loss
 from bigram.core.sampling import seed_streams
+from bigram.core.schedule import LRSchedule
 
 # Defaults live in bigram/core/defaults.py (importable without NumPy, for `bigram --help`).
 from bigram.core.defaults import (  # noqa: E402,F401
@@ -40,16 +41,47 @@ class TrainConfig:
     eval_batches: int | None = None  # None: exact loss over the whole split
     optim: AdamWConfig = field(default_factory=AdamWConfig)
     method: str = DEFAULT_METHOD  # "counts" (fast, exact) or "textbook" (bigram/core/fast.py)
+    lr_schedule: str = DEFAULT_LR_SCHEDULE  # "cosine" or "constant" (bigram/core/schedule.py)
+    min_lr: float | None = None  # cosine's final lr; None: lr * DEFAULT_MIN_LR_RATIO
+    decay_steps: int | None = None  # cosine reaches min_lr here; None: the run's last step
 
     def validate(self) -> None:
         require_positive(steps=self.steps, batch_size=self.batch_size, block_size=self.block_size,
-                         eval_interval=self.eval_interval, eval_batches=self.eval_batches)
+                         eval_interval=self.eval_interval, eval_batches=self.eval_batches,
+                         decay_steps=self.decay_steps)
         lr = self.optim.lr
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise BigramError(f"--lr must be a positive finite number, got {lr}; try --lr {DEFAULT_LR}")
         if self.method not in METHODS:
             raise BigramError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        self.check_schedule()
         self.check_ranges()
+
+    def check_schedule(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise BigramError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}; "
+                              f"e.g. --lr-schedule {DEFAULT_LR_SCHEDULE}")
+        if self.lr_schedule == "constant" and (self.min_lr is not None or self.decay_steps is not None):
+            flag = "--min-lr" if self.min_lr is not None else "--decay-steps"
+            raise BigramError(f"{flag} shapes the cosine schedule; drop it, or use --lr-schedule cosine")
+        m = self.min_lr
+        if m is not None and not (isinstance(m, (int, float)) and math.isfinite(m) and 0 <= m <= self.optim.lr):
+            raise BigramError(f"--min-lr must be a number from 0 to --lr ({self.optim.lr}), got {m}; "
+                              f"e.g. --min-lr {self.optim.lr * DEFAULT_MIN_LR_RATIO:g}")
+
+    def schedule(self, end: int) -> LRSchedule:
+        """The lr schedule of a run whose last step is `end` (unless decay_steps says otherwise)."""
+        lr = self.optim.lr
+        min_lr = lr * DEFAULT_MIN_LR_RATIO if self.min_lr is None else self.min_lr
+        return LRSchedule(self.lr_schedule, lr, min_lr, end if self.decay_steps is None else self.decay_steps)
+
+    def resolved(self, end: int) -> "TrainConfig":
+        """This config with the schedule's defaults filled in, as a checkpoint keeps it (so a resume
+        decays over the horizon of the run it continues, not over its own steps)."""
+        if self.lr_schedule == "constant":
+            return self
+        s = self.schedule(end)
+        return replace(self, min_lr=s.min_lr, decay_steps=s.decay_steps)
 
     def check_ranges(self) -> None:
         """Values no run can use (NumPy would fail with a ValueError deep inside) are bad input."""
@@ -156,6 +188,8 @@ def train(
     metrics = MetricsLog(out / METRICS_FILE if out is not None else None)
     start = int(model.get_state()["adamw.step"])
     end = start + cfg.steps
+    cfg = cfg.resolved(end)
+    schedule = cfg.schedule(end)
     if resumed is not None:
         evaluate.set_state(resumed.get("eval_batcher_state"))
     evaluated = {start} if resumed is not None and resumed.get("evaluated") else set()
@@ -163,7 +197,8 @@ def train(
     t0 = time.perf_counter()
     train_s = 0.0
     loss = float("nan")
-    take_step = make_step(model, batcher, cfg.method)  # draws batches many steps at a time
+    lr_at = None if schedule.constant else schedule  # constant: the lr the model was built with
+    take_step = make_step(model, batcher, cfg.method, lr_at, start)  # draws batches many steps at a time
 
     def do_eval(step: int) -> dict[str, float]:
         losses = evaluate(model)

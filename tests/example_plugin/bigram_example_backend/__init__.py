@@ -16,6 +16,8 @@ einsum(optimize=True) hands the products to BLAS.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from bigram.core.backend import DTYPES, WEIGHT_KEY, AdamWConfig
@@ -78,6 +80,10 @@ class EinsumBigram:
         v_hat = self.v / (1 - c.beta2**self.t)
         self.W -= c.lr * m_hat / (np.sqrt(v_hat) + c.eps)
         return loss
+
+    def set_lr(self, lr):
+        """Called by bigram's lr schedule before each step."""
+        self.cfg = replace(self.cfg, lr=lr)
 
     def eval_counts(self, counts):
         n = counts.sum()
