@@ -80,3 +80,21 @@ def test_cli_rejects_bad_rounds(capsys):
         main(["bench", "--rounds", "0"])
     assert e.value.code == 2
     assert "--rounds must be a positive integer" in capsys.readouterr().err
+
+
+def test_memory_probe_sees_numpy_and_mapped_buffers():
+    """The encode memory measure counts a NumPy array and an mmap'd buffer alike (tracemalloc alone misses the latter)."""
+    import mmap
+
+    import numpy as np
+
+    from bigram.bench.engine import MB, _peak_bytes
+
+    def mapped():
+        buf = mmap.mmap(-1, 40_000_000)
+        buf[::4096] = b"x" * len(range(0, 40_000_000, 4096))  # touch every page
+        return buf
+
+    assert 39 < _peak_bytes(lambda: np.ones(40_000_000, dtype=np.uint8)) / MB < 45
+    assert 39 < _peak_bytes(mapped) / MB < 45
+    assert _peak_bytes(lambda: None) / MB < 1
