@@ -290,6 +290,25 @@ def test_encode_big_text_spans_chunks():
     assert tok.decode(ids) == text
 
 
+@pytest.mark.parametrize("latin1", [True, False], ids=["latin1-path", "general-path"])
+def test_a_large_output_is_prefaulted_and_an_ordinary_array(latin1, monkeypatch):
+    """Past _PREFAULT_BYTES the ids live in a pre-mapped buffer: same values, writable, usable as any array."""
+    import bigram.core.tokenizer as T
+
+    monkeypatch.setattr(T, "_PREFAULT_BYTES", 1 << 16)  # a small threshold keeps the test fast
+    tok = CharTokenizer.from_text("ab\n")
+    if not latin1:
+        tok._byte_table = None
+    text = "ab\n" * 100_000
+    ids = tok.encode(text)
+    small = CharTokenizer(tok.chars).encode("ab\n" * 10)
+    assert len(ids) == len(text) and ids.dtype == np.uint8 and ids.flags.writeable
+    np.testing.assert_array_equal(ids[:30], small)
+    assert np.bincount(ids).tolist() == [100_000] * 3
+    ids[0] = 2  # the caller owns it
+    assert ids[0] == 2
+
+
 # ----------------------------------------------------------------------------
 # start-up
 
@@ -326,3 +345,18 @@ def test_a_backend_without_counts_trains_the_textbook_way(shakespeare):
     step_old = make_step(old, Batcher(shakespeare.train, 4, 4, 3))  # default method: counts
     step_ref = make_step(ref, Batcher(shakespeare.train, 4, 4, 3), "textbook")
     assert [step_old() for _ in range(5)] == [step_ref() for _ in range(5)]
+
+
+def test_torch_counts_gradient_without_the_backward_kernel(monkeypatch):
+    """The fallback (exp + addcmul) for a torch without _log_softmax_backward_data gives the same gradient."""
+    from bigram.backends import torch_model
+
+    rng = np.random.default_rng(0)
+    logp = torch.log_softmax(torch.from_numpy(rng.normal(size=(7, 7))), -1)
+    c = torch.from_numpy(rng.poisson(2.0, size=(7, 7)).astype(np.float64))
+    fast = torch_model._log_softmax_backward(c, logp)
+    monkeypatch.delattr(torch, "_log_softmax_backward_data")
+    slow = torch_model._log_softmax_backward(c, logp)
+    expected = c - torch.exp(logp) * c.sum(-1, keepdim=True)  # c_i - n_i p_i
+    np.testing.assert_allclose(fast.numpy(), expected.numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(slow.numpy(), expected.numpy(), rtol=0, atol=1e-12)
