@@ -7,6 +7,7 @@ agree with. Speed itself is proven in benchmarks/, never here.
 
 from __future__ import annotations
 
+import mmap
 import subprocess
 import sys
 
@@ -303,6 +304,8 @@ def test_a_large_output_is_prefaulted_and_an_ordinary_array(latin1, monkeypatch)
     ids = tok.encode(text)
     small = CharTokenizer(tok.chars).encode("ab\n" * 10)
     assert len(ids) == len(text) and ids.dtype == np.uint8 and ids.flags.writeable
+    if hasattr(mmap, "MAP_POPULATE"):  # Linux: the ids really live in the pre-faulted mapping
+        assert isinstance(ids.base, memoryview) and isinstance(ids.base.obj, mmap.mmap)
     np.testing.assert_array_equal(ids[:30], small)
     assert np.bincount(ids).tolist() == [100_000] * 3
     ids[0] = 2  # the caller owns it
@@ -345,6 +348,23 @@ def test_a_backend_without_counts_trains_the_textbook_way(shakespeare):
     step_old = make_step(old, Batcher(shakespeare.train, 4, 4, 3))  # default method: counts
     step_ref = make_step(ref, Batcher(shakespeare.train, 4, 4, 3), "textbook")
     assert [step_old() for _ in range(5)] == [step_ref() for _ in range(5)]
+
+
+def test_torch_counts_step_counts_steps_of_a_copied_or_replaced_state():
+    """The fused counts step bumps whatever step tensor the optimizer holds now (no stale cached view)."""
+    import copy
+
+    rng = np.random.default_rng(0)
+    c = rng.poisson(0.1, size=(8, 8)).astype(np.float32)
+    m = TorchBackend.create(init_weights(8, 0), device="cpu")
+    m.train_step_counts(c)
+    twin = copy.deepcopy(m)
+    for _ in range(3):
+        twin.train_step_counts(c)
+    assert int(twin.get_state()["adamw.step"]) == 4 and int(m.get_state()["adamw.step"]) == 1
+    m.optimizer.state[m.weight]["step"] = torch.tensor(10.0)  # same dict, new tensor
+    m.train_step_counts(c)
+    assert int(m.get_state()["adamw.step"]) == 11
 
 
 def test_torch_counts_gradient_without_the_backward_kernel(monkeypatch):

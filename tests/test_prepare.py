@@ -135,6 +135,18 @@ def test_release_pages_keeps_a_swept_memmap_out_of_rss(tmp_path):
     assert int(mm[::4096].sum()) == total  # the mapping still reads the same bytes
 
 
+def test_release_pages_never_touches_anonymous_memory():
+    """An array over an anonymous mapping (as encode returns) keeps its data: DONTNEED there would zero it."""
+    import mmap
+
+    buf = mmap.mmap(-1, 1 << 16)
+    direct = np.ndarray((1 << 16,), dtype=np.uint8, buffer=buf)  # .base is the mmap itself
+    direct[:] = 7
+    release_pages(direct)
+    release_pages(direct[100:200])
+    assert (direct == 7).all()
+
+
 def test_batcher_on_memmap_draws_the_same_batches(tmp_path, shakespeare):
     path = tmp_path / "t.bin"
     shakespeare.train.tofile(path)

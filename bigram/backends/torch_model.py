@@ -201,8 +201,10 @@ class TorchBigram:
             self.optimizer.step()
             return loss
         g, step = self.optimizer.param_groups[0], st["step"]
-        if self._step_view is not None:  # step += 1 (AdamW increments before the update too)
-            self._step_view[()] += 1
+        # step += 1 (AdamW increments before the update too). On CPU through a NumPy view of the
+        # tensor's storage, made afresh each time: ~1 µs against ~4 µs for a torch kernel.
+        if step.is_cpu:
+            step.numpy()[()] += 1
         else:
             step.add_(1)
         fused([W], [grad], [st["exp_avg"]], [st["exp_avg_sq"]], [], [step],
@@ -232,9 +234,6 @@ class TorchBigram:
         fused = getattr(torch, "_fused_adamw_", None)
         if fused is not None and st["step"].device != param.device:
             fused = None
-        # On CPU the step counter is bumped through a NumPy view of its storage (~0.2 µs, against
-        # ~5 µs for a torch kernel); elsewhere by an in-place add on its device (no host sync).
-        self._step_view = st["step"].numpy() if st["step"].device.type == "cpu" else None
         self._fast = (param.detach(), st, fused, param)  # the detached view shares the Parameter's storage
         return self._fast
 

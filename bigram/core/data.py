@@ -213,12 +213,15 @@ def release_pages(arr: np.ndarray) -> None:
     Pages of a mapped file count toward the process's RSS until unmapped, so
     sweeping a multi-GB token file would look like loading it. MADV_DONTNEED
     unmaps them (the kernel's page cache keeps them, a later read is a cheap
-    minor fault). A no-op on ordinary arrays and where madvise is missing.
+    minor fault). A no-op on ordinary arrays and where madvise is missing. Only
+    a file-backed np.memmap qualifies: on anonymous memory (an encoded corpus,
+    say) MADV_DONTNEED would not release pages but zero them.
     """
-    base = arr
+    base, file_backed = arr, False
     while base is not None and not isinstance(base, mmap.mmap):
+        file_backed = file_backed or isinstance(base, np.memmap)
         base = getattr(base, "base", None)
-    if base is not None and hasattr(mmap, "MADV_DONTNEED") and not base.closed:
+    if file_backed and base is not None and hasattr(mmap, "MADV_DONTNEED") and not base.closed:
         base.madvise(mmap.MADV_DONTNEED)
 
 
