@@ -133,7 +133,11 @@ def test_resume_can_switch_backend(tmp_path, shakespeare_path):
 
 
 def test_resume_keeps_the_schedule_horizon(tmp_path, shakespeare_path):
-    """Resuming an interrupted cosine run decays over the horizon it started with, not over the steps left."""
+    """Resuming an interrupted cosine run decays over the horizon it started with, not over the steps left.
+
+    The horizon here is explicit (--decay-steps); tests/test_interrupt.py resumes a run whose horizon
+    defaulted to its --steps, interrupted by a real signal, and matches it bit for bit.
+    """
     data = tmp_path / "small.txt"
     data.write_text(small_text(shakespeare_path))
     full, ck = tmp_path / "full", tmp_path / "ck"
@@ -168,3 +172,17 @@ def test_resume_refuses_another_schedule(tmp_path, shakespeare_path):
     code, _, err = run_cli(["--backend", "numpy", "train", "--resume", tmp_path / "ck", "--data", shakespeare_path,
                             "--sample", "0", "--lr-schedule", "constant"])
     assert code == 2 and err.startswith("error: --lr-schedule constant differs") and err.count("\n") == 1
+
+
+def test_a_bad_saved_schedule_is_the_checkpoints_fault(tmp_path, shakespeare_path):
+    """An invalid saved setting names config.json, not a flag the user never typed."""
+    ck = tmp_path / "ck"
+    _train("numpy", shakespeare_path, ck, "--steps", "5")
+    cfg = json.loads((ck / "config.json").read_text())
+    cfg["train"]["min_lr"] = -1.0
+    (ck / "config.json").write_text(json.dumps(cfg))
+    code, _, err = run_cli(["--backend", "numpy", "train", "--resume", ck, "--data", shakespeare_path,
+                            "--sample", "0", "--steps", "2"])
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: checkpoint {ck} cannot be resumed: config.json's 'train' is invalid (min_lr must")
+    assert "--min-lr" not in err

@@ -137,3 +137,4 @@ def test_default_schedule_is_cosine_to_a_tenth():
 
 def test_adamw_config_default_lr_is_the_trainings():
     assert AdamWConfig().lr == TrainConfig().optim.lr
+

@@ -138,7 +138,8 @@ def _scheduled(model, step: Callable[[], float], lr_at: Callable[[int], float], 
         from bigram.core.errors import BigramError
 
         raise BigramError("this backend's model has no set_lr, so its learning rate cannot follow a schedule; "
-                          "train it with --lr-schedule constant")
+                          "train it with --lr-schedule constant (a checkpoint saved with a schedule resumes only "
+                          "on a backend with set_lr)")
     at = [start]
 
     def scheduled() -> float:

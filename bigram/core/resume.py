@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -62,7 +63,12 @@ def train_config(ck: Checkpoint, ck_dir: Path) -> TrainConfig:
                            "numeric min_lr")
     cfg = TrainConfig(**ints, eval_batches=eb, method=method, **sched,
                       optim=AdamWConfig(**{k: float(v) for k, v in optim.items()}))
-    cfg.validate()
+    try:
+        cfg.validate()
+    except BigramError as e:  # the saved settings are at fault, not flags the user typed
+        # "--min-lr must be ..." -> "min_lr must be ...": the key in config.json, not a flag
+        problem = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(e).split("; ")[0])
+        raise _bad(ck_dir, f"config.json's 'train' is invalid ({problem})") from None
     return cfg
 
 

@@ -17,7 +17,7 @@ from bigram.core.backend import STATE_KEYS, AdamWConfig, Model
 from bigram.core.checkpoint import save_checkpoint
 from bigram.core.data import Batcher, Corpus, bigram_counts
 from bigram.core.errors import BigramError, Interrupted, require_positive
-from bigram.core.defaults import DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MIN_LR_RATIO, LR_SCHEDULES, METHODS
+from bigram.core.defaults import DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MIN_LR_DIVISOR, LR_SCHEDULES, METHODS
 from bigram.core.fast import make_step
 from bigram.core.metrics import METRICS_FILE, MetricsLog
 from bigram.core.optimum import optimal_loss
@@ -42,7 +42,7 @@ class TrainConfig:
     optim: AdamWConfig = field(default_factory=AdamWConfig)
     method: str = DEFAULT_METHOD  # "counts" (fast, exact) or "textbook" (bigram/core/fast.py)
     lr_schedule: str = DEFAULT_LR_SCHEDULE  # "cosine" or "constant" (bigram/core/schedule.py)
-    min_lr: float | None = None  # cosine's final lr; None: lr * DEFAULT_MIN_LR_RATIO
+    min_lr: float | None = None  # cosine's final lr; None: lr / DEFAULT_MIN_LR_DIVISOR
     decay_steps: int | None = None  # cosine reaches min_lr here; None: the run's last step
 
     def validate(self) -> None:
@@ -67,12 +67,12 @@ class TrainConfig:
         m = self.min_lr
         if m is not None and not (isinstance(m, (int, float)) and math.isfinite(m) and 0 <= m <= self.optim.lr):
             raise BigramError(f"--min-lr must be a number from 0 to --lr ({self.optim.lr}), got {m}; "
-                              f"e.g. --min-lr {self.optim.lr * DEFAULT_MIN_LR_RATIO:g}")
+                              f"e.g. --min-lr {self.optim.lr / DEFAULT_MIN_LR_DIVISOR:g}")
 
     def schedule(self, end: int) -> LRSchedule:
         """The lr schedule of a run whose last step is `end` (unless decay_steps says otherwise)."""
         lr = self.optim.lr
-        min_lr = lr * DEFAULT_MIN_LR_RATIO if self.min_lr is None else self.min_lr
+        min_lr = lr / DEFAULT_MIN_LR_DIVISOR if self.min_lr is None else self.min_lr
         return LRSchedule(self.lr_schedule, lr, min_lr, end if self.decay_steps is None else self.decay_steps)
 
     def resolved(self, end: int) -> "TrainConfig":
@@ -118,9 +118,11 @@ class Evaluator:
         self.cfg = cfg
         self.counts = {s: bigram_counts(corpus.split(s), V) for s in ("train", "val")}
         if cfg.eval_batches is not None:
-            seed = seed_streams(cfg.seed)["val"]
+            # one stream per split: with a shared seed both would draw the same uniforms, and the
+            # train and val estimates would read windows at the same relative positions
+            seeds = dict(zip(("train", "val"), seed_streams(cfg.seed)["val"].spawn(2)))
             self.batchers = {
-                s: Batcher(corpus.split(s), cfg.batch_size, cfg.block_size, seed) for s in ("train", "val")
+                s: Batcher(corpus.split(s), cfg.batch_size, cfg.block_size, seeds[s]) for s in ("train", "val")
             }
 
     def __call__(self, model: Model) -> dict[str, float]:
@@ -197,7 +199,9 @@ def train(
     t0 = time.perf_counter()
     train_s = 0.0
     loss = float("nan")
-    lr_at = None if schedule.constant else schedule  # constant: the lr the model was built with
+    lr_at = None if schedule.constant else schedule
+    if lr_at is None and getattr(model, "set_lr", None) is not None:
+        model.set_lr(cfg.optim.lr)  # a model that ran a schedule before must not keep its last lr
     take_step = make_step(model, batcher, cfg.method, lr_at, start)  # draws batches many steps at a time
 
     def do_eval(step: int) -> dict[str, float]:
