@@ -30,6 +30,7 @@ class State:
     def __init__(self, backend: str, device: str):
         self.backend = backend
         self.device = device
+        self.registry = None  # the loaded plugins, once a command has asked for them (cli/common.get_backend)
 
 
 def _version(value: bool) -> None:

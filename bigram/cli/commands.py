@@ -105,7 +105,7 @@ def train(
     )
     cfg.validate()
     st = state(ctx)
-    get_backend(st.backend)  # an unknown backend fails before the corpus is read
+    get_backend(st.backend, ctx)  # an unknown backend fails before the corpus is read
     from bigram.cli.scale import TrainRun, tokenizer_option
 
     run = TrainRun(st.backend, st.device, distributed)
@@ -142,7 +142,7 @@ def generate(
     from bigram.core.checkpoint import load_checkpoint
 
     check_generation_options(max_new_tokens, temperature, top_k)
-    get_backend(state(ctx).backend)
+    get_backend(state(ctx).backend, ctx)
     ck = load_checkpoint(checkpoint)
     model = build_model(ctx, ck.weights, dtype=str(ck.weights.dtype))
     text = sample_text(model, ck.tokenizer, prompt=prompt, max_new_tokens=max_new_tokens, seed=seed,

@@ -17,13 +17,23 @@ def state(ctx: typer.Context):
     return ctx.find_root().obj
 
 
-def get_backend(name: str):
-    """The backend called `name`; other plugins that failed to load get a warning, not a failure."""
+def get_backend(name: str, ctx: typer.Context | None = None):
+    """The backend called `name`; other plugins that failed to load get a warning, not a failure.
+
+    With the command's ctx, plugins are loaded (and a broken one reported) once per command.
+    """
     from bigram.core.plugins import load_backends, report_errors
 
-    reg = load_backends()
+    st = state(ctx) if ctx is not None else None
+    reg = getattr(st, "registry", None)
+    fresh = reg is None
+    if fresh:
+        reg = load_backends()
+        if st is not None:
+            st.registry = reg
     info = reg.get(name)  # raises a one-line BigramError listing the available ones (and the broken)
-    report_errors(reg)
+    if fresh:
+        report_errors(reg)
     return info
 
 
@@ -31,7 +41,7 @@ def build_model(ctx: typer.Context, weights, *, dtype: str = "float32", optim=No
     from bigram.core.backend import AdamWConfig
 
     st = state(ctx)
-    info = get_backend(st.backend)
+    info = get_backend(st.backend, ctx)
     return info.cls.create(weights, device=st.device, dtype=dtype, optim=optim or AdamWConfig())
 
 

@@ -60,7 +60,7 @@ def eval_command(
     from bigram.core.evaluate import evaluate_counts, load_corpus_for, parse_split
 
     splits = parse_split(split)
-    get_backend(state(ctx).backend)  # an unknown backend fails before any reading
+    get_backend(state(ctx).backend, ctx)  # an unknown backend fails before any reading
     ck = load_checkpoint(checkpoint)
     with counting(distributed, state(ctx).device) as (count, is_main):
         corpus, counts, warnings = load_corpus_for(ck, data, count)
@@ -104,7 +104,7 @@ def fit(
 
     check_smoothing(smoothing)
     st = state(ctx)
-    get_backend(st.backend)
+    get_backend(st.backend, ctx)
     corpus = load_corpus(data)
     with counting(distributed, st.device) as (count, is_main):
         counts = split_counts(corpus, count=count)

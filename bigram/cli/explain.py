@@ -37,7 +37,7 @@ def explain(
 
     require_positive(batch_size=batch_size, block_size=block_size)
     st = state(ctx)
-    get_backend(st.backend)
+    get_backend(st.backend, ctx)
     if checkpoint is not None:
         from bigram.core.checkpoint import load_checkpoint
 

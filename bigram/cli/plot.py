@@ -50,7 +50,7 @@ def plot(
 
     pyplot()  # a missing matplotlib is reported before any work
     st = state(ctx)
-    get_backend(st.backend)
+    get_backend(st.backend, ctx)
     ck = load_checkpoint(checkpoint)
     records = read_metrics(checkpoint)
     if not records:

@@ -63,7 +63,7 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
                           "tokenizer; drop --tokenizer")
     cfg = R.with_steps(cfg, R.remaining_steps(ck, ck_dir, given.get("steps")))
     backend = resume_backend(ctx, ck)
-    info = get_backend(backend)
+    info = get_backend(backend, ctx)
     # never config.json's corpus.source: only what the user passes. A char vocabulary is rebuilt
     # from the text (check_corpus then compares it); the byte tokenizer has nothing to rebuild.
     corpus = load_corpus(data, None if kind == "char" else ck.tokenizer)
