@@ -3,7 +3,7 @@
     python benchmarks/lr_sweep.py [--data tinyshakespeare.txt] [--backend numpy] [--seeds 1337]
 
 Each row is one `bigram --backend B train --data D --lr LR --lr-schedule S
---steps N --eval-interval 50 --json` run (in-process, through the real CLI).
+--steps N --eval-interval 50 --json` run, each in its own process.
 "steps to opt+0.01" is the first evaluation (every 50 steps) whose exact train
 loss is within 0.01 of the closed-form optimum (config.json's
 metrics.optimum_train_loss): the quantity `bigram bench` times. Several seeds
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,12 +28,9 @@ GRID = [
 
 
 def run(argv: list[str]) -> tuple[int, str]:
-    from typer.testing import CliRunner
-
-    from bigram.cli.app import app
-
-    r = CliRunner().invoke(app, argv, catch_exceptions=False)
-    return r.exit_code, r.stdout
+    """`bigram ARGV` in a fresh process, as a user would type it: (exit code, stdout)."""
+    r = subprocess.run([sys.executable, "-m", "bigram", *argv], capture_output=True, text=True)
+    return r.returncode, r.stdout
 
 
 def main() -> int:

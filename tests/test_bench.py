@@ -98,3 +98,13 @@ def test_memory_probe_sees_numpy_and_mapped_buffers():
     assert 39 < _peak_bytes(lambda: np.ones(40_000_000, dtype=np.uint8)) / MB < 45
     assert 39 < _peak_bytes(mapped) / MB < 45
     assert _peak_bytes(lambda: None) / MB < 1
+
+
+def test_memory_probe_reports_the_childs_error():
+    from bigram.bench.engine import _peak_bytes
+
+    def boom():
+        raise ValueError("no such corpus")
+
+    with pytest.raises(RuntimeError, match="ValueError: no such corpus"):
+        _peak_bytes(boom)

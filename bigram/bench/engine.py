@@ -124,22 +124,24 @@ def _peak_bytes(fn: Callable[[], object]) -> float:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: measure, report, and leave without running the parent's exit handlers
-        code = 1
+        code, report = 1, "no report"
         try:
             os.close(r)
             before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             traced = _traced_peak(fn)
             rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * unit
-            os.write(w, str(max(traced, float(rss))).encode())
-            code = 0
+            report, code = str(max(traced, float(rss))), 0
+        except BaseException as e:  # noqa: BLE001 - whatever it is, the parent must hear of it
+            report = f"error: {type(e).__name__}: {e}"
         finally:
+            os.write(w, report.encode())
             os._exit(code)
     os.close(w)
     with os.fdopen(r) as f:
         reported = f.read()
     _, status = os.waitpid(pid, 0)
-    if status != 0 or not reported:
-        raise RuntimeError(f"the memory probe's child process failed (wait status {status})")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"the memory probe failed in its child process ({reported or 'it died silently'})")
     return float(reported)
 
 
