@@ -181,3 +181,14 @@ print("torch" in sys.modules)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_estimate_batchers_draw_independent_streams(shakespeare):
+    """--eval-batches: train and val estimates draw their own uniforms, not the same ones on two splits."""
+    import numpy as np
+
+    from bigram.core.train import Evaluator, TrainConfig
+
+    ev = Evaluator(shakespeare, TrainConfig(batch_size=64, eval_batches=1))
+    u = {s: b.offsets(1)[0] / b.n_windows for s, b in ev.batchers.items()}
+    assert np.abs(u["train"] - u["val"]).max() > 0.1  # a shared seed gives the same fractions (to ~1e-5)
