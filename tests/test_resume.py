@@ -186,3 +186,31 @@ def test_a_bad_saved_schedule_is_the_checkpoints_fault(tmp_path, shakespeare_pat
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"error: checkpoint {ck} cannot be resumed: config.json's 'train' is invalid (min_lr must")
     assert "--min-lr" not in err
+
+
+def test_resume_after_a_save_killed_in_the_fallback_gap_restores_dir_first(tmp_path, shakespeare_path, monkeypatch):
+    """Only .DIR.old is left (kill between the fallback's two renames): resume must put it back before it
+    writes metrics.jsonl into DIR, or the loader would see a DIR without a checkpoint and the next save
+    would delete .DIR.old, the only complete one."""
+    from pathlib import Path
+
+    import bigram.core.train as train_mod
+    from bigram.core import checkpoint as ckmod
+
+    data = tmp_path / "small.txt"
+    data.write_text(small_text(shakespeare_path))
+    ck = tmp_path / "ck"
+    _train("numpy", data, ck, "--steps", "4")
+    ck.rename(tmp_path / ".ck.old")  # the gap: DIR renamed away, the new one not yet in place
+    monkeypatch.setattr(ckmod, "_exchange", lambda a, b: False)
+    seen = []
+    real = train_mod.save_checkpoint
+
+    def spy(out, *args, **kwargs):
+        seen.append(sorted(p.name for p in Path(out).iterdir()))  # what a kill right now would leave
+        return real(out, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", spy)
+    _train("numpy", data, ck, "--resume", ck, "--steps", "2")
+    assert {"config.json", "model.safetensors", "optimizer.safetensors"} <= set(seen[0])
+    assert not (tmp_path / ".ck.old").exists() and json.loads((ck / "config.json").read_text())["step"] == 6

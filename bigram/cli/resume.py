@@ -44,7 +44,7 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
                    save_interval: int | None, sample_chars: int, json_out: bool, dtype: str,
                    tokenizer: str | None, distributed: bool) -> None:
     from bigram.core import resume as R
-    from bigram.core.checkpoint import load_checkpoint
+    from bigram.core.checkpoint import load_checkpoint, recover
     from bigram.core.train import train as run_train
 
     given = typed(ctx, list(R.KEPT) + ["steps", "out", "dtype"])
@@ -73,6 +73,8 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
     model.set_state(ck.state)
     batcher = R.restore_batcher(ck, corpus, cfg, ck_dir)
     out = out if "out" in given else ck_dir
+    for d in {ck_dir, out}:  # before metrics.jsonl is written into DIR: a killed save's .DIR.old goes back first
+        recover(d)
     R.continue_metrics(ck, ck_dir, out)
     say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     say(f"resuming {ck_dir} at step {ck.step} for {cfg.steps} steps: backend {backend} on {model.device} "

@@ -65,7 +65,7 @@ def save_checkpoint(out_dir: str | Path, state: dict[str, np.ndarray], tokenizer
         if not np.isfinite(state[key]).all():
             raise BigramError(f"refusing to save a checkpoint with non-finite {key} to {out}; lower --lr")
     out.parent.mkdir(parents=True, exist_ok=True)
-    _recover(out)
+    recover(out)
     _remove_stale_tmp(out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-{os.getpid()}-"))
     try:
@@ -165,8 +165,14 @@ def _exchange(a: Path, b: Path) -> bool:
     return renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
 
 
-def _recover(out: Path) -> None:
-    """A save killed inside the fallback's gap left only .DIR.old: put it back."""
+def recover(out: str | Path) -> None:
+    """A save killed inside the fallback's gap left only .DIR.old: put it back.
+
+    Call it before writing anything into DIR (a resume's metrics.jsonl, say): a
+    DIR holding only that file would hide .DIR.old from the loader, and the next
+    save's fallback would delete .DIR.old, the only complete checkpoint.
+    """
+    out = Path(out)
     old = _old_path(out)
     if not out.exists() and old.is_dir():
         os.rename(old, out)
