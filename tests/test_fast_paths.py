@@ -312,6 +312,24 @@ def test_a_large_output_is_prefaulted_and_an_ordinary_array(latin1, monkeypatch)
     assert ids[0] == 2
 
 
+@pytest.mark.parametrize("n", [1, 255, 256, 257, 5 * 256 + 3])
+def test_threaded_encoder_equals_general_path(n, monkeypatch):
+    """Above _PARALLEL_CHARS the text is split between threads at chunk boundaries: same ids, any length."""
+    import bigram.core.tokenizer as T
+
+    monkeypatch.setattr(T, "_PARALLEL_CHARS", 1)
+    monkeypatch.setattr(T, "_BYTE_CHUNK", 64)  # several chunks per thread, a partial last one
+    rng = np.random.default_rng(n)
+    alphabet = np.array(list("ab\ncd é!"))
+    text = "".join(rng.choice(alphabet, size=n))
+    tok = CharTokenizer.from_text(text)
+    general = CharTokenizer(tok.chars)
+    general._byte_table = None  # the UTF-32 searchsorted path
+    np.testing.assert_array_equal(tok.encode(text), general.encode(text))
+    with pytest.raises(BigramError, match="not in the vocabulary"):
+        tok.encode(text + "z")  # unknown in the last thread's last chunk
+
+
 # ----------------------------------------------------------------------------
 # start-up
 
