@@ -74,6 +74,15 @@ def test_make_step_sets_each_steps_lr_from_start():
     assert model.lrs == [s(t) for t in range(4, 12)]
 
 
+def test_a_constant_schedule_sets_its_lr_once():
+    """A model that followed a schedule before must not keep its last lr for a constant run."""
+    model = _Recorder()
+    step = make_step(model, Batcher(np.arange(100) % 4, 2, 3, 0), "textbook", LRSchedule("constant", 0.05, 0.05, 1))
+    step()
+    step()
+    assert model.lrs == [0.05]
+
+
 def test_a_model_without_set_lr_trains_constant_and_refuses_a_schedule():
     model = _Recorder()
     model.set_lr = None  # a backend written before schedules existed

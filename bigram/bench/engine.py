@@ -256,7 +256,7 @@ def _opt_measure(s: Setup, key: str, tc, label: str) -> Measure:
         def run() -> float:
             model = s.model(name, lr=lr)
             t0 = time.perf_counter()
-            step = make_step(model, make_train_batcher(s.corpus, tc), tc.method, lr_at)  # what `bigram train` builds
+            step = make_step(model, make_train_batcher(s.corpus, tc), tc.method, schedule)  # what `bigram train` builds
             setup = time.perf_counter() - t0
 
             def advance():

@@ -3,8 +3,9 @@
 Kept from the checkpoint (passing another value is an error): --batch-size,
 --block-size, --lr, --lr-schedule, --min-lr, --decay-steps, --weight-decay,
 --seed, --eval-interval, --eval-batches, --method, --dtype. A cosine schedule
-keeps the horizon of the run it continues: --steps past it trains at --min-lr. Free to choose: --steps (N more; default: up to the end of the
-interrupted run), --out (default: DIR itself), --save-interval, --data (must
+keeps the horizon of the run it continues: --steps past it trains at --min-lr.
+Free to choose: --steps (N more; default: up to the end of the interrupted
+run), --out (default: DIR itself), --save-interval, --data (must
 have the same vocabulary), --sample, --json, --device, and --backend (default:
 the checkpoint's; resuming on the same backend is what is bit-exact).
 """

@@ -19,6 +19,7 @@ import numpy as np
 
 from bigram.core.data import Batcher
 from bigram.core.defaults import DEFAULT_METHOD, METHODS
+from bigram.core.schedule import LRSchedule
 
 _TOKENS_PER_CHUNK = 1 << 20  # bounds the (S,B,T) scratch of one chunk
 _COUNTS_PER_CHUNK = 1 << 18  # bounds the (S,V,V) counts of one chunk: stays in cache
@@ -105,7 +106,7 @@ class WindowStream(ChunkedBatches):
         return self.x[self.i - 1], self.y[self.i - 1]
 
 
-def make_step(model, batcher, method: str = DEFAULT_METHOD, lr_at: Callable[[int], float] | None = None,
+def make_step(model, batcher, method: str = DEFAULT_METHOD, schedule: LRSchedule | None = None,
               start: int = 0) -> Callable[[], float]:
     """A function that takes one training step on the next batch and returns its loss.
 
@@ -113,8 +114,8 @@ def make_step(model, batcher, method: str = DEFAULT_METHOD, lr_at: Callable[[int
     or a data-parallel wrapper whose gradients must go through autograd)
     trains the textbook way: same losses, only slower. A batcher that is not
     core's (e.g. one gathering batches on a GPU) is asked for one batch a step.
-    lr_at (a schedule, bigram/core/schedule.py) sets the lr of each step, the
-    first being step `start`; None leaves the model's lr alone.
+    `schedule` (bigram/core/schedule.py) sets the lr of each step, the first
+    being step `start`: a constant one once, here; None leaves the model's lr alone.
     """
     if method not in METHODS:
         from bigram.core.errors import BigramError
@@ -128,10 +129,16 @@ def make_step(model, batcher, method: str = DEFAULT_METHOD, lr_at: Callable[[int
     else:
         windows = WindowStream(batcher)
         step = lambda: model.train_step(*windows())  # noqa: E731
-    return step if lr_at is None else _scheduled(model, step, lr_at, start)
+    if schedule is None:
+        return step
+    if schedule.constant:  # set once (a model that ran a schedule before must not keep its last lr)
+        if getattr(model, "set_lr", None) is not None:
+            model.set_lr(schedule.lr)
+        return step
+    return _scheduled(model, step, schedule, start)
 
 
-def _scheduled(model, step: Callable[[], float], lr_at: Callable[[int], float], start: int) -> Callable[[], float]:
+def _scheduled(model, step: Callable[[], float], lr_at: LRSchedule, start: int) -> Callable[[], float]:
     """`step`, with the model's lr set from the schedule before each update."""
     set_lr = getattr(model, "set_lr", None)
     if set_lr is None:

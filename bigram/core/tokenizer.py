@@ -135,37 +135,34 @@ class CharTokenizer:
         n = len(text)
         workers = min(_MAX_THREADS, os.cpu_count() or 1) if n >= _PARALLEL_CHARS else 1
         if workers == 1:
-            return self._translate_range(text, out, 0, n)
+            return self._map_range(text, out, 0, n, self._translate)
         step = -(-n // workers // _BYTE_CHUNK) * _BYTE_CHUNK  # whole chunks per thread
         with ThreadPoolExecutor(workers) as pool:
-            parts = pool.map(lambda lo: self._take_range(text, out, lo, min(lo + step, n)), range(0, n, step))
-            return all(list(parts))
+            part = lambda lo: self._map_range(text, out, lo, min(lo + step, n), self._take)  # noqa: E731
+            return all(list(pool.map(part, range(0, n, step))))
 
-    def _translate_range(self, text: str, out: np.ndarray, lo: int, hi: int) -> bool:
-        for start in range(lo, hi, _BYTE_CHUNK):
-            try:
-                raw = text[start : min(start + _BYTE_CHUNK, hi)].encode("latin-1")
-            except UnicodeEncodeError:
-                return False
-            ids = raw.translate(self._byte_table)
-            if self.vocab_size < 256 and b"\xff" in ids:
-                return False
-            out[start : start + len(ids)] = np.frombuffer(ids, dtype=np.uint8)
-        return True
-
-    def _take_range(self, text: str, out: np.ndarray, lo: int, hi: int) -> bool:
-        lut = np.frombuffer(self._byte_table, dtype=np.uint8)  # (256,) Latin-1 byte -> id
+    def _map_range(self, text: str, out: np.ndarray, lo: int, hi: int, lookup) -> bool:
+        """out[lo:hi] = ids of text[lo:hi], chunk by chunk; False at the first unknown character."""
         for start in range(lo, hi, _BYTE_CHUNK):
             end = min(start + _BYTE_CHUNK, hi)
             try:
                 raw = text[start:end].encode("latin-1")  # under the GIL, but a memcpy
             except UnicodeEncodeError:
                 return False
-            ids = out[start:end]
-            np.take(lut, np.frombuffer(raw, dtype=np.uint8), out=ids)  # without the GIL: threads overlap
-            if self.vocab_size < 256 and ids.max() == 0xFF:
+            if not lookup(raw, out[start:end]):
                 return False
         return True
+
+    def _translate(self, raw: bytes, ids: np.ndarray) -> bool:
+        """bytes.translate: the fastest lookup on one thread (it holds the GIL)."""
+        mapped = raw.translate(self._byte_table)
+        ids[:] = np.frombuffer(mapped, dtype=np.uint8)
+        return self.vocab_size == 256 or b"\xff" not in mapped
+
+    def _take(self, raw: bytes, ids: np.ndarray) -> bool:
+        """np.take through the same table: it releases the GIL, so threads overlap."""
+        np.take(np.frombuffer(self._byte_table, dtype=np.uint8), np.frombuffer(raw, dtype=np.uint8), out=ids)
+        return self.vocab_size == 256 or ids.max() != 0xFF
 
     def decode(self, ids: Iterable[int]) -> str:
         ids = np.asarray(ids, dtype=np.int64).ravel()

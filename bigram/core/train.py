@@ -199,10 +199,7 @@ def train(
     t0 = time.perf_counter()
     train_s = 0.0
     loss = float("nan")
-    lr_at = None if schedule.constant else schedule
-    if lr_at is None and getattr(model, "set_lr", None) is not None:
-        model.set_lr(cfg.optim.lr)  # a model that ran a schedule before must not keep its last lr
-    take_step = make_step(model, batcher, cfg.method, lr_at, start)  # draws batches many steps at a time
+    take_step = make_step(model, batcher, cfg.method, schedule, start)  # draws batches many steps at a time
 
     def do_eval(step: int) -> dict[str, float]:
         losses = evaluate(model)
