@@ -104,6 +104,9 @@ def train(
         lr_schedule=lr_schedule, min_lr=min_lr, decay_steps=decay_steps,
     )
     cfg.validate()
+    from bigram.core.checkpoint import check_out
+
+    check_out(out)  # a directory bigram must not write into is refused before the corpus is read
     st = state(ctx)
     get_backend(st.backend, ctx)  # an unknown backend fails before the corpus is read
     from bigram.cli.scale import TrainRun, tokenizer_option

@@ -99,10 +99,13 @@ def fit(
 ) -> None:
     """Write the closed-form best table, log((C + k) / rowsum), as an ordinary checkpoint."""
     from bigram.core.backend import fresh_state
-    from bigram.core.checkpoint import save_checkpoint
+    from bigram.core.checkpoint import check_out, replacing_warning, save_checkpoint
     from bigram.core.evaluate import check_smoothing, evaluate_counts, fit_table, split_counts
 
     check_smoothing(smoothing)
+    held = check_out(out)  # refused before the corpus is read and counted
+    if held.kind == "checkpoint":
+        print(replacing_warning(out, held, "fit"), file=sys.stderr)
     st = state(ctx)
     get_backend(st.backend, ctx)
     corpus = load_corpus(data)
@@ -118,8 +121,8 @@ def fit(
         "corpus": {"sha256": corpus.sha256, "source": corpus.source},
         "metrics": {"train_loss": r.train_loss, "val_loss": r.val_loss, "optimum_train_loss": r.optimum_train_loss},
     }
-    ckpt = str(save_checkpoint(out, fresh_state(W), corpus.tokenizer, config))
-    _write_fit_metrics(Path(ckpt), r)
+    record = {"step": 0, "train_loss": r.train_loss, "val_loss": r.val_loss}  # `bigram plot` shows the fit's losses
+    ckpt = str(save_checkpoint(out, fresh_state(W), corpus.tokenizer, config, metrics=[record]))
     if json_out:
         print_json({"train_loss": r.train_loss, "val_loss": r.val_loss, "checkpoint": ckpt,
                     "smoothing": smoothing, "optimum_train_loss": r.optimum_train_loss})
@@ -127,14 +130,3 @@ def fit(
     print(f"fit (smoothing {smoothing:g}) on {corpus.source}: train loss {r.train_loss:.6f}, "
           f"val loss {r.val_loss:.6f} (optimum train loss {r.optimum_train_loss:.6f})")
     print(f"saved checkpoint to {ckpt}")
-
-
-def _write_fit_metrics(out: Path, r) -> None:
-    """One step-0 record, replacing any older run's: `bigram plot` then shows the fit's losses."""
-    import json
-
-    from bigram.core.data import atomic_write_bytes
-    from bigram.core.metrics import METRICS_FILE
-
-    record = {"step": 0, "train_loss": r.train_loss, "val_loss": r.val_loss}
-    atomic_write_bytes(out / METRICS_FILE, (json.dumps(record) + "\n").encode())

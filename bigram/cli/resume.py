@@ -45,7 +45,7 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
                    save_interval: int | None, sample_chars: int, json_out: bool, dtype: str,
                    tokenizer: str | None, distributed: bool) -> None:
     from bigram.core import resume as R
-    from bigram.core.checkpoint import load_checkpoint, recover
+    from bigram.core.checkpoint import check_out, load_checkpoint
     from bigram.core.train import train as run_train
 
     given = typed(ctx, list(R.KEPT) + ["steps", "out", "dtype"])
@@ -63,6 +63,9 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
         raise BigramError(f"--tokenizer {tokenizer} differs from the checkpoint's {kind}: a resumed run keeps its "
                           "tokenizer; drop --tokenizer")
     cfg = R.with_steps(cfg, R.remaining_steps(ck, ck_dir, given.get("steps")))
+    out = out if "out" in given else ck_dir
+    check_out(out)  # a directory bigram must not write into is refused before the corpus is read
+    resumed = R.resume_state(ck, ck_dir, out)
     backend = resume_backend(ctx, ck)
     info = get_backend(backend, ctx)
     # never config.json's corpus.source: only what the user passes. A char vocabulary is rebuilt
@@ -73,15 +76,11 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
     model = info.cls.create(ck.weights, device=state(ctx).device, dtype=str(ck.weights.dtype), optim=cfg.optim)
     model.set_state(ck.state)
     batcher = R.restore_batcher(ck, corpus, cfg, ck_dir)
-    out = out if "out" in given else ck_dir
-    for d in {ck_dir, out}:  # before metrics.jsonl is written into DIR: a killed save's .DIR.old goes back first
-        recover(d)
-    R.continue_metrics(ck, ck_dir, out)
     say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     say(f"resuming {ck_dir} at step {ck.step} for {cfg.steps} steps: backend {backend} on {model.device} "
         f"({model.dtype}); corpus {corpus.source}")
     result = run_train(model, corpus, cfg, backend=backend, out_dir=out, batcher=batcher, log=say,
                        run_config={"seed": cfg.seed}, save_interval=save_interval,
-                       resumed=R.resume_state(ck, ck_dir, out))
+                       resumed=resumed)
     finish_run(result, model, corpus, backend=backend, steps=cfg.steps, seed=cfg.seed, sample_chars=sample_chars,
                json_out=json_out, resumed_from=str(ck_dir))

@@ -5,24 +5,41 @@
     DIR/optimizer.safetensors  AdamW exp_avg, exp_avg_sq (V,V) and step
     DIR/config.json            format version, tokenizer, hyperparameters,
                                seed, step, backend, corpus sha256, batcher state
+    DIR/metrics.jsonl          one line per evaluation (bigram.core.metrics)
 
-A checkpoint is replaced as a whole, never file by file: the new files are
-written and fsynced in a fresh sibling directory (.DIR.tmp-PID-XXXX), which is
-then swapped with DIR in one atomic rename (Linux renameat2 RENAME_EXCHANGE).
-So at every instant DIR holds a complete checkpoint, old or new, and a kill -9
-in the middle of a save leaves the previous one loadable. Where the exchange is
-not available, DIR is renamed to .DIR.old before the new one takes its place,
-and the loader falls back to .DIR.old during that gap.
+A directory given as --out is a new path, an empty directory or a checkpoint
+(it has bigram's config.json); anything else is refused before training. A
+save touches only the files above, by name, never through a link, and never
+the directory itself or anything else in it:
+
+1. it writes the three files (and, on a run's first save, metrics.jsonl) into
+   a fresh `DIR/.bigram-tmp-PID-XXXX/` and fsyncs them;
+2. it renames that directory to `DIR/.bigram-save` (the commit point);
+3. it links each file over its name in DIR (a rename, so each is replaced
+   whole) and fsyncs DIR;
+4. it renames `.bigram-save` away and deletes it.
+
+While `.bigram-save` exists, readers take the checkpoint from it (the files in
+DIR may be half old, half new); otherwise from DIR. Each file carries the
+save's id (config.json's `save_id`, the safetensors' `bigram_save` metadata),
+and a reader that finds two ids in one read (a save ran meanwhile) reads again,
+so it never mixes two saves. A kill -9 at any moment leaves a complete
+checkpoint: the old files before step 2, `.bigram-save` from step 2 to 4, the
+new files after step 3; the next writer finishes an interrupted step 3 and
+removes `.bigram-tmp-*` leftovers. One writer at a time: a run holds an
+exclusive flock on DIR, and a second run into the same DIR is refused.
+
+Checkpoints written before save ids existed (the same layout without ids)
+load as they are; so does `.DIR.old`, left beside DIR by older versions when
+a save was killed in their non-atomic fallback.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import shutil
-import sys
-import tempfile
+import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,15 +47,21 @@ import numpy as np
 
 from bigram import __version__
 from bigram.core.backend import STATE_KEYS, WEIGHT_KEY
-from bigram.core.data import _fsync_dir
 from bigram.core.errors import BigramError
-from bigram.core.metrics import json_safe
+from bigram.core.metrics import METRICS_FILE, json_safe
+from bigram.core.safefs import STAGE, TMP_PREFIX, Dir, link_error, not_regular_error, read_fd, tmp_name, write_all
 from bigram.core.tokenizer import Tokenizer, tokenizer_from_json
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
 OPTIM_FILE = "optimizer.safetensors"
 CONFIG_FILE = "config.json"
+SAVE_FILES = (MODEL_FILE, OPTIM_FILE, CONFIG_FILE)
+OWN_FILES = (*SAVE_FILES, METRICS_FILE)  # every name a save may replace in DIR
+ID_KEY = "save_id"  # config.json
+ID_META = "bigram_save"  # safetensors metadata
+READ_TRIES = 50  # a reader racing a writer that saves every step settles within a few
+HINT = "retrain with `bigram train --out DIR` or point --checkpoint at a complete checkpoint"
 
 
 @dataclass
@@ -56,42 +79,272 @@ class Checkpoint:
         return int(self.state["adamw.step"])
 
 
-def save_checkpoint(out_dir: str | Path, state: dict[str, np.ndarray], tokenizer: Tokenizer, config: dict) -> Path:
-    """Write a checkpoint directory as a whole: built beside DIR, then swapped in."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise BigramError(f"--out {out} exists and is not a directory; choose another --out")
-    for key in STATE_KEYS[:3]:  # a NaN table must never replace a good checkpoint
-        if not np.isfinite(state[key]).all():
-            raise BigramError(f"refusing to save a checkpoint with non-finite {key} to {out}; lower --lr")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    recover(out)
-    _remove_stale_tmp(out)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-{os.getpid()}-"))
+# -- writing -----------------------------------------------------------------------------------------
+
+
+def save_checkpoint(out_dir, state: dict[str, np.ndarray], tokenizer: Tokenizer, config: dict, *,
+                    metrics: list[dict] | None = None) -> Path:
+    """Save a checkpoint into DIR (see the module's docstring); returns DIR.
+
+    `out_dir` is a path, or a CheckpointDir a run keeps open. With `metrics`,
+    DIR/metrics.jsonl becomes these records, installed with the save;
+    without, it is left as it is.
+    """
+    if isinstance(out_dir, CheckpointDir):
+        return out_dir.save(state, tokenizer, config)
+    with CheckpointDir.open(out_dir, continuing=metrics is None) as ck:
+        if metrics is not None:
+            ck.start_metrics(metrics)
+        return ck.save(state, tokenizer, config)
+
+
+@dataclass
+class Contents:
+    """What an --out directory holds, as bigram sees it."""
+
+    kind: str  # "new" (no such path), "empty", "checkpoint"
+    step: int | None = None  # the checkpoint's step, when its config.json says
+
+
+def check_out(out: str | Path) -> Contents:
+    """Refuse an --out bigram must not write into, before any work: one line naming it."""
+    path = Path(out)
+    if not path.exists():
+        if os.path.lexists(path):
+            raise BigramError(f"--out {path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+                              "create that directory or choose another --out")
+        return Contents("new")
+    if not path.is_dir():
+        raise BigramError(f"--out {path} exists and is not a directory; choose another --out")
+    with Dir.open(path) as d:
+        _lock(d, path)
+        return _contents(d)
+
+
+def replacing_warning(out: str | Path, contents: Contents, what: str = "this run") -> str:
+    """What a run into a checkpoint it does not continue says before it starts (issue: two runs, one log)."""
+    at = f" at step {contents.step}" if contents.step is not None else ""
+    return (f"warning: --out {out} holds a checkpoint{at}: {what} replaces it, and its metrics.jsonl, at its first "
+            f"save (to continue that run instead: bigram train --resume {out})")
+
+
+def _contents(d: Dir) -> Contents:
+    names = [n for n in d.names() if not n.startswith(TMP_PREFIX)]  # a killed save's leftovers are bigram's
+    if not names:
+        return Contents("empty")
+    if STAGE in names:  # a save killed after its commit point: a checkpoint
+        with d.sub(STAGE) as stage:
+            cfg = _bigram_config(stage)
+    elif CONFIG_FILE in names:
+        cfg = _bigram_config(d)
+        if cfg is None:
+            raise _foreign(d.path, names, f"its {CONFIG_FILE} is not a bigram checkpoint's")
+    else:
+        raise _foreign(d.path, names, f"it has no {CONFIG_FILE}")
+    for name in OWN_FILES:  # bigram replaces these by name: a link or a FIFO there is not its own
+        st = d.lstat(name)
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            raise link_error(d.path / name)
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise not_regular_error(d.path / name, st.st_mode)
+    step = cfg.get("step") if isinstance(cfg, dict) else None
+    return Contents("checkpoint", step if type(step) is int else None)
+
+
+def _bigram_config(d: Dir) -> dict | None:
+    """config.json, if it is one bigram wrote (a JSON object with an integer format_version and a tokenizer)."""
+    raw = d.read(CONFIG_FILE)
     try:
-        os.chmod(tmp, _dir_mode(out))  # mkdtemp's 0700 would change DIR's permissions
-        _write_files(tmp, state, tokenizer, config)
-        _carry_over(out, tmp)
-        _fsync_dir(tmp)
-        _swap_in(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # after an exchange it holds the old checkpoint
-    return out
+        cfg = json.loads(raw) if raw is not None else None
+    except (ValueError, RecursionError):
+        return None
+    ok = isinstance(cfg, dict) and type(cfg.get("format_version")) is int and "tokenizer" in cfg
+    return cfg if ok else None
 
 
-def _write_files(d: Path, state: dict[str, np.ndarray], tokenizer: Tokenizer, config: dict) -> None:
-    """model.safetensors, optimizer.safetensors and config.json, each fsynced."""
+def _foreign(path: Path, names: list[str], why: str) -> BigramError:
+    shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+    return BigramError(
+        f"--out {path} is a directory that is not a bigram checkpoint ({why}; it holds {shown}); bigram writes "
+        "only into a new or empty directory or a checkpoint of its own: choose another --out"
+    )
+
+
+def _lock(d: Dir, path: Path) -> None:
+    """An exclusive lock on DIR for one writer (released when its fd closes, or its process dies)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock here: concurrent runs into one DIR are the user's to avoid
+        return
+    if d.fd is None:
+        return
+    try:
+        fcntl.flock(d.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BigramError(f"--out {path} is being written by another bigram run; wait for it to finish, "
+                          "or choose another --out") from None
+    except OSError:
+        pass  # a file system without locks
+
+
+class CheckpointDir:
+    """An --out directory opened once for a run: its fd, its lock, its metrics.
+
+    Every write goes through the fd, so renaming DIR, changing the working
+    directory or swapping a link in the path mid-run cannot redirect it.
+    """
+
+    def __init__(self, path: Path, d: Dir, contents: Contents, continuing: bool):
+        self.path = path
+        self.dir = d
+        self.contents = contents
+        self.continuing = continuing  # this run continues the checkpoint DIR holds (a resume into DIR)
+        self.saves = 0
+        self._metrics: list[str] | None = None  # lines waiting for the first save
+        self._metrics_fd: int | None = None  # metrics.jsonl, once installed: appended as records come
+
+    @classmethod
+    def open(cls, out: str | Path, *, continuing: bool = False) -> "CheckpointDir":
+        path = Path(out)
+        recover(path)
+        if check_out(path).kind == "new":
+            path.mkdir(parents=True, exist_ok=True)
+        d = Dir.open(path)
+        try:
+            _lock(d, path)
+            self = cls(path, d, _contents(d), continuing)  # again, under the lock
+            self._finish_commit()  # a save killed between its commit point and its end
+            self._sweep()
+        except BaseException:
+            d.close()
+            raise
+        return self
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __enter__(self) -> "CheckpointDir":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def replacing(self) -> bool:
+        """The run's first save replaces a checkpoint of another run."""
+        return self.contents.kind == "checkpoint" and not self.continuing and self.saves == 0
+
+    def close(self) -> None:
+        if self._metrics_fd is not None:
+            os.close(self._metrics_fd)
+            self._metrics_fd = None
+        self.dir.close()  # and with it the lock
+
+    # -- metrics.jsonl: installed with the run's first save, appended after it -------------------------
+    def start_metrics(self, records: list[dict]) -> None:
+        """This run's metrics.jsonl starts with `records` (a resume's, up to its step) and goes into DIR
+        with the first save: until then DIR's metrics stay those of the checkpoint it holds."""
+        self._metrics = [json.dumps(json_safe(r)) + "\n" for r in records]
+
+    def append_metrics(self, record: dict) -> None:
+        line = json.dumps(json_safe(record)) + "\n"
+        if self._metrics_fd is not None:
+            write_all(self._metrics_fd, line.encode())
+        elif self._metrics is not None:
+            self._metrics.append(line)
+
+    # -- saves -----------------------------------------------------------------------------------------
+    def save(self, state: dict[str, np.ndarray], tokenizer: Tokenizer, config: dict) -> Path:
+        for key in STATE_KEYS[:3]:  # a NaN table must never replace a good checkpoint
+            if not np.isfinite(state[key]).all():
+                raise BigramError(f"refusing to save a checkpoint with non-finite {key} to {self.path}; lower --lr")
+        files = _encode(state, tokenizer, config, secrets.token_hex(8))
+        tmp = tmp_name()
+        self.dir.mkdir(tmp)
+        try:
+            with self.dir.sub(tmp) as new:
+                for name, data in files.items():
+                    new.create(name, data)
+                if self._metrics is not None and self._metrics_fd is None:
+                    self._metrics_fd = new.create(METRICS_FILE, "".join(self._metrics).encode(), keep_open=True)
+                new.sync()
+            self.dir.rename(tmp, STAGE)  # the commit point
+            self.dir.sync()
+        except BaseException:
+            self._drop_metrics_fd()
+            self._remove(tmp)
+            raise
+        self._finish_commit()
+        self._metrics = None
+        self.saves += 1
+        return self.path
+
+    def _drop_metrics_fd(self) -> None:
+        """A failed first save: its metrics.jsonl never reached DIR, so keep the lines for the next one."""
+        if self._metrics is not None and self._metrics_fd is not None:
+            os.close(self._metrics_fd)
+            self._metrics_fd = None
+
+    def _finish_commit(self) -> None:
+        """Install .bigram-save's files over their names in DIR, then remove it."""
+        if self.dir.lstat(STAGE) is None:
+            return
+        with self.dir.sub(STAGE) as stage:
+            for name in OWN_FILES:
+                if stage.lstat(name) is not None:
+                    self.dir.install(stage, name)
+        self.dir.sync()
+        done = tmp_name()
+        self.dir.rename(STAGE, done)
+        self.dir.sync()
+        self._remove(done)
+        self._reopen_metrics()
+
+    def _reopen_metrics(self) -> None:
+        """Where links failed, metrics.jsonl was copied: append to the copy in DIR from now on."""
+        if self._metrics_fd is None:
+            return
+        st = self.dir.lstat(METRICS_FILE)
+        if st is None or st.st_ino != os.fstat(self._metrics_fd).st_ino:
+            os.close(self._metrics_fd)
+            self._metrics_fd = self.dir.open_fd(METRICS_FILE, os.O_WRONLY | os.O_APPEND)
+
+    def _sweep(self) -> None:
+        """Remove .bigram-tmp-* leftovers of saves killed before their commit point (we hold the lock)."""
+        for name in self.dir.names():
+            if name.startswith(TMP_PREFIX):
+                self._remove(name)
+
+    def _remove(self, name: str) -> None:
+        """Delete a temporary entry of bigram's: its own files, then the directory if that empties it."""
+        st = self.dir.lstat(name)
+        if st is None:
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            self.dir.unlink(name)
+            return
+        try:
+            with self.dir.sub(name) as d:
+                for own in OWN_FILES:
+                    own_st = d.lstat(own)
+                    if own_st is not None and not stat.S_ISDIR(own_st.st_mode):
+                        d.unlink(own)
+        except (BigramError, OSError):
+            return
+        self.dir.rmdir(name)
+
+
+def _encode(state: dict[str, np.ndarray], tokenizer: Tokenizer, config: dict, save_id: str) -> dict[str, bytes]:
+    """model.safetensors, optimizer.safetensors and config.json of one save, each carrying its id."""
     from safetensors.numpy import save
 
-    meta = {"format": "pt", "bigram_version": __version__}
+    meta = {"format": "pt", "bigram_version": __version__, ID_META: save_id}
     W = np.ascontiguousarray(state[WEIGHT_KEY])
-    _write_synced(d / MODEL_FILE, save({WEIGHT_KEY: W}, metadata=meta))
     optim = {
         "exp_avg": np.ascontiguousarray(state["adamw.exp_avg"]),
         "exp_avg_sq": np.ascontiguousarray(state["adamw.exp_avg_sq"]),
         "step": np.asarray(state["adamw.step"], dtype=np.int64).reshape(1),
     }
-    _write_synced(d / OPTIM_FILE, save(optim, metadata=meta))
     cfg = dict(config)
     cfg.update(
         format_version=FORMAT_VERSION,
@@ -100,119 +353,134 @@ def _write_files(d: Path, state: dict[str, np.ndarray], tokenizer: Tokenizer, co
         step=int(state["adamw.step"]),
         tokenizer=tokenizer.to_json(),
     )
-    _write_synced(d / CONFIG_FILE, (json.dumps(json_safe(cfg), indent=2) + "\n").encode())
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _carry_over(out: Path, tmp: Path) -> None:
-    """Keep what else lives in DIR (metrics.jsonl, plots): hard links, copies where links fail."""
-    if not out.is_dir():
-        return
-    for src in out.iterdir():
-        dst = tmp / src.name
-        if src.name in (MODEL_FILE, OPTIM_FILE, CONFIG_FILE) or dst.exists():
-            continue
-        if src.is_dir() and not src.is_symlink():
-            shutil.copytree(src, dst, symlinks=True)
-            continue
-        try:
-            os.link(src, dst, follow_symlinks=False)
-        except OSError:
-            shutil.copy2(src, dst, follow_symlinks=False)
-
-
-def _dir_mode(out: Path) -> int:
-    if out.is_dir():
-        return out.stat().st_mode & 0o7777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o777 & ~umask
+    cfg[ID_KEY] = save_id
+    return {
+        MODEL_FILE: save({WEIGHT_KEY: W}, metadata=meta),
+        OPTIM_FILE: save(optim, metadata=meta),
+        CONFIG_FILE: (json.dumps(json_safe(cfg), indent=2) + "\n").encode(),
+    }
 
 
 def _old_path(out: Path) -> Path:
     return out.parent / f".{out.name}.old"
 
 
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Make tmp's contents DIR's in one step; tmp is left holding the old ones (or nothing)."""
-    if not out.exists():
-        os.rename(tmp, out)
-    elif not _exchange(tmp, out):  # no atomic exchange here: a short gap covered by .DIR.old
-        old = _old_path(out)
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(out.parent)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    AT_FDCWD, RENAME_EXCHANGE = -100, 2
-    return renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
-
-
 def recover(out: str | Path) -> None:
-    """A save killed inside the fallback's gap left only .DIR.old: put it back.
-
-    Call it before writing anything into DIR (a resume's metrics.jsonl, say): a
-    DIR holding only that file would hide .DIR.old from the loader, and the next
-    save's fallback would delete .DIR.old, the only complete checkpoint.
-    """
+    """Older versions' fallback left only .DIR.old when a save was killed mid-swap: put it back."""
     out = Path(out)
     old = _old_path(out)
-    if not out.exists() and old.is_dir():
+    if not os.path.lexists(out) and old.is_dir() and not old.is_symlink():
         os.rename(old, out)
 
 
-def _remove_stale_tmp(out: Path) -> None:
-    """Delete half-written .DIR.tmp-PID-* directories left by processes that died mid-save."""
-    prefix = f".{out.name}.tmp-"
-    for p in out.parent.iterdir():
-        if not p.name.startswith(prefix):
-            continue
-        pid = p.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def resolve_checkpoint_dir(ckpt_dir: str | Path) -> Path:
-    """DIR, or .DIR.old when a save was killed in the non-atomic fallback's gap."""
+    """DIR, or .DIR.old when an older version's save was killed in its non-atomic fallback's gap."""
     d = Path(ckpt_dir)
     old = _old_path(d)
     return old if not d.exists() and old.is_dir() else d
 
 
-def _read_tensors(path: Path, hint: str) -> dict[str, np.ndarray]:
+# -- reading -----------------------------------------------------------------------------------------
+
+
+class _Save:
+    """The files of one save, opened together (see _open_save)."""
+
+    def __init__(self, where: Path, fds: dict[str, int | None]):
+        self.where = where  # the directory they were read from: DIR, or DIR/.bigram-save mid-commit
+        self.fds = fds
+        self.data: dict[str, bytes] = {}
+
+    def read(self, name: str) -> bytes | None:
+        """The whole file (None when the save has no such file)."""
+        if name not in self.data:
+            fd = self.fds.pop(name, None)
+            if fd is None:
+                return None
+            self.data[name] = read_fd(fd)
+        return self.data[name]
+
+    def save_id(self, name: str) -> str | None:
+        """The save id a file carries (None: none, or unreadable, as in older checkpoints)."""
+        try:
+            if name == CONFIG_FILE:
+                raw = self.read(name)
+                got = json.loads(raw).get(ID_KEY) if raw is not None else None
+            else:
+                got = _safetensors_meta(self.fds.get(name)).get(ID_META)
+        except Exception:  # noqa: BLE001 - a damaged file is reported by the loader, not here
+            return None
+        return got if isinstance(got, str) else None
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            if fd is not None:
+                os.close(fd)
+        self.fds = {}
+
+    def __enter__(self) -> "_Save":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _safetensors_meta(fd: int | None) -> dict:
+    """A safetensors file's __metadata__, from its header alone (8-byte length, then JSON)."""
+    if fd is None:
+        return {}
+    n = int.from_bytes(os.pread(fd, 8, 0), "little")
+    if not 2 <= n <= 1 << 20:
+        return {}
+    meta = json.loads(os.pread(fd, n, 8)).get("__metadata__")
+    return meta if isinstance(meta, dict) else {}
+
+
+def _open_save(ckpt_dir: str | Path, names: tuple[str, ...] = SAVE_FILES) -> _Save:
+    """Open `names` of the checkpoint in DIR, all from one save; links are refused, never followed."""
+    d = resolve_checkpoint_dir(ckpt_dir)
+    if not d.is_dir():
+        raise BigramError(f"checkpoint directory {d} does not exist; {HINT}")
+    with Dir.open(d) as top:
+        for _ in range(READ_TRIES):
+            save = _try_open(top, names)
+            if save is not None:
+                return save
+    raise BigramError(f"checkpoint {d} holds files of different saves (each carries another save_id); "
+                      f"{HINT}")
+
+
+def _try_open(top: Dir, names: tuple[str, ...]) -> _Save | None:
+    """One attempt; None when a save ran meanwhile (try again)."""
+    staged = top.lstat(STAGE) is not None
+    try:
+        src = top.sub(STAGE) if staged else top
+    except FileNotFoundError:
+        return None  # the commit ended between the two looks
+    try:
+        save = _Save(src.path, {n: src.open_read(n) for n in names})
+    finally:
+        if staged:
+            src.close()
+    if staged and any(fd is None for fd in save.fds.values()):
+        save.close()  # .bigram-save always holds all three: it was being removed
+        return None
+    ids = {save.save_id(n) for n in names} - {None}
+    if len(ids) > 1:
+        save.close()
+        return None
+    return save
+
+
+def _read_tensors(save: _Save, name: str, hint: str) -> dict[str, np.ndarray]:
     from safetensors.numpy import load
 
-    if not path.is_file():
+    path = save.where / name
+    raw = save.read(name)
+    if raw is None:
         raise BigramError(f"checkpoint file {path} is missing; {hint}")
     try:
-        return load(path.read_bytes())
+        return load(raw)
     except Exception as e:  # noqa: BLE001 - safetensors raises several types on bad bytes
         raise BigramError(
             f"checkpoint file {path} is truncated or corrupt ({type(e).__name__}); {hint}"
@@ -220,15 +488,18 @@ def _read_tensors(path: Path, hint: str) -> dict[str, np.ndarray]:
 
 
 def load_config(ckpt_dir: str | Path) -> dict:
-    d = resolve_checkpoint_dir(ckpt_dir)
-    hint = "retrain with `bigram train --out DIR` or point --checkpoint at a complete checkpoint"
-    if not d.is_dir():
-        raise BigramError(f"checkpoint directory {d} does not exist; {hint}")
+    with _open_save(ckpt_dir, (CONFIG_FILE,)) as save:
+        return _parse_config(save)
+
+
+def _parse_config(save: _Save) -> dict:
+    d, hint = save.where, HINT
     path = d / CONFIG_FILE
-    if not path.is_file():
+    raw = save.read(CONFIG_FILE)
+    if raw is None:
         raise BigramError(f"checkpoint {d} has no {CONFIG_FILE}; {hint}")
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
+        cfg = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BigramError(f"{path} is not valid JSON ({e}); {hint}") from None
     if not isinstance(cfg, dict):
@@ -245,13 +516,17 @@ def load_config(ckpt_dir: str | Path) -> dict:
 
 
 def load_checkpoint(ckpt_dir: str | Path) -> Checkpoint:
-    """Read and validate a checkpoint; any defect is a one-line BigramError."""
-    d = resolve_checkpoint_dir(ckpt_dir)
-    cfg = load_config(d)
-    hint = "retrain with `bigram train --out DIR` or point --checkpoint at a complete checkpoint"
+    """Read and validate a checkpoint, all of it from one save; any defect is a one-line BigramError."""
+    with _open_save(ckpt_dir) as save:
+        return _load(save)
+
+
+def _load(save: _Save) -> Checkpoint:
+    d, hint = save.where, HINT
+    cfg = _parse_config(save)
     tokenizer = config_tokenizer(cfg, d)
     V = tokenizer.vocab_size
-    model = _read_tensors(d / MODEL_FILE, hint)
+    model = _read_tensors(save, MODEL_FILE, hint)
     W = model.get(WEIGHT_KEY)
     if W is None:
         raise BigramError(f"{d / MODEL_FILE} has no tensor {WEIGHT_KEY!r}; {hint}")
@@ -263,8 +538,8 @@ def load_checkpoint(ckpt_dir: str | Path) -> Checkpoint:
     if W.dtype not in (np.float32, np.float64):
         raise BigramError(f"{d / MODEL_FILE}: {WEIGHT_KEY} has dtype {W.dtype}, expected float32 or float64; {hint}")
     state = {WEIGHT_KEY: W}
-    if (d / OPTIM_FILE).exists():
-        opt = _read_tensors(d / OPTIM_FILE, hint)
+    if save.fds.get(OPTIM_FILE) is not None:
+        opt = _read_tensors(save, OPTIM_FILE, hint)
         for key in ("exp_avg", "exp_avg_sq"):
             if key not in opt or opt[key].shape != (V, V):
                 raise BigramError(f"{d / OPTIM_FILE}: {key} is missing or not ({V}, {V}); {hint}")
@@ -280,7 +555,7 @@ def load_checkpoint(ckpt_dir: str | Path) -> Checkpoint:
 
 def config_tokenizer(cfg: dict, ckpt_dir: str | Path) -> Tokenizer:
     """The tokenizer saved in a checkpoint's config, or a one-line BigramError."""
-    hint = "retrain with `bigram train --out DIR` or point --checkpoint at a complete checkpoint"
+    hint = HINT
     try:
         return tokenizer_from_json(cfg.get("tokenizer"))
     except (ValueError, TypeError, BigramError) as e:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import weakref
@@ -46,19 +45,11 @@ def sha256_file(path: Path) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    """Write `path` so that readers see the old file or the new, never half (0644 under a 022 umask,
+    never through a link: bigram.core.safefs)."""
+    from bigram.core.safefs import write_file_atomic
+
+    write_file_atomic(path, data)
 
 
 def _fsync_dir(path: Path) -> None:

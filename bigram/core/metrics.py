@@ -21,27 +21,40 @@ def json_safe(obj):
 
 
 class MetricsLog:
-    """Appends {"step", "train_loss", "val_loss", ...} records to DIR/metrics.jsonl."""
+    """Records {"step", "train_loss", "val_loss", ...} in DIR/metrics.jsonl.
 
-    def __init__(self, path: Path | None):
-        self.path = path
+    `out` is the run's CheckpointDir (or None: keep nothing). A run's metrics.jsonl
+    enters DIR with its first save, so until then DIR keeps the metrics of the
+    checkpoint it holds; later records are appended as they happen.
+    """
+
+    def __init__(self, out=None, records: list[dict] | None = None):
+        self.out = out
+        if out is not None:
+            out.start_metrics(records or [])
 
     def append(self, record: dict) -> None:
-        clean = json_safe(record)
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(clean) + "\n")
+        if self.out is not None:
+            self.out.append_metrics(record)
 
 
 def read_metrics(path: str | Path) -> list[dict]:
+    """The records of a checkpoint directory's metrics.jsonl (or of that file), never through a link."""
+    from bigram.core.safefs import STAGE, Dir
+
     path = Path(path)
     if path.is_dir():
-        path = path / METRICS_FILE
-    if not path.is_file():
+        with Dir.open(path) as d:
+            raw = _staged_metrics(d, STAGE)
+            raw = d.read(METRICS_FILE) if raw is None else raw
+    else:
+        from bigram.core.safefs import read_nofollow
+
+        raw = read_nofollow(path) if path.exists() or path.is_symlink() else None
+    if raw is None:
         return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in raw.decode("utf-8").splitlines():
         line = line.strip()
         if line:
             try:
@@ -49,3 +62,12 @@ def read_metrics(path: str | Path) -> list[dict]:
             except json.JSONDecodeError:
                 continue  # a line cut short by a kill: the rest is still good
     return out
+
+
+def _staged_metrics(d, stage: str) -> bytes | None:
+    """metrics.jsonl of a save being installed (bigram.core.checkpoint), which is the newer one."""
+    try:
+        with d.sub(stage) as s:
+            return s.read(METRICS_FILE)
+    except FileNotFoundError:
+        return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
 from dataclasses import replace
@@ -20,10 +21,10 @@ from pathlib import Path
 
 from bigram.core.backend import AdamWConfig
 from bigram.core.checkpoint import Checkpoint
-from bigram.core.data import Batcher, Corpus, atomic_write_bytes
+from bigram.core.data import Batcher, Corpus
 from bigram.core.defaults import DEFAULT_METHOD
 from bigram.core.errors import BigramError
-from bigram.core.metrics import METRICS_FILE, read_metrics
+from bigram.core.metrics import read_metrics
 from bigram.core.train import TrainConfig, make_train_batcher
 
 # Flags a resumed run keeps from its checkpoint; passing another value is an error.
@@ -123,24 +124,25 @@ def restore_batcher(ck: Checkpoint, corpus: Corpus, cfg: TrainConfig, ck_dir: Pa
     return batcher
 
 
-def continue_metrics(ck: Checkpoint, ck_dir: Path, out: Path) -> None:
-    """out/metrics.jsonl = ck_dir's records up to the checkpoint's step (later ones never happened)."""
+def continued_metrics(ck: Checkpoint, ck_dir: Path) -> list[dict]:
+    """ck_dir's metrics.jsonl records up to the checkpoint's step (later ones never happened)."""
     step, evaluated = ck.step, bool(ck.config.get("evaluated"))
-    keep = [r for r in read_metrics(ck_dir / METRICS_FILE)
+    return [r for r in read_metrics(ck_dir)
             if isinstance(r, dict) and isinstance(r.get("step"), int)
             and (r["step"] < step or (r["step"] == step and evaluated))]
-    atomic_write_bytes(out / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in keep).encode())
 
 
 def resume_state(ck: Checkpoint, ck_dir: Path, out: Path) -> dict:
-    """What train() needs to continue rather than start: see its `resumed` argument."""
+    """What train() needs to continue rather than start: see its `resumed` argument. The run's
+    metrics.jsonl starts from `metrics` and replaces out's with the run's first save."""
     return {"evaluated": bool(ck.config.get("evaluated")), "eval_batcher_state": ck.config.get("eval_batcher_state"),
-            "same_dir": _same(ck_dir, out)}
+            "same_dir": _same(ck_dir, out), "metrics": continued_metrics(ck, ck_dir)}
 
 
 def _same(a: Path, b: Path) -> bool:
+    """The same directory, however each path spells it (`.`, a link, ...)."""
     try:
-        return a.resolve() == b.resolve()
+        return os.path.samefile(a, b)
     except OSError:
         return False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -14,12 +15,12 @@ from typing import Callable
 import numpy as np
 
 from bigram.core.backend import STATE_KEYS, AdamWConfig, Model
-from bigram.core.checkpoint import save_checkpoint
+from bigram.core.checkpoint import CheckpointDir, replacing_warning, save_checkpoint
 from bigram.core.data import Batcher, Corpus, bigram_counts
 from bigram.core.errors import BigramError, Interrupted, require_positive
 from bigram.core.defaults import DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MIN_LR_DIVISOR, LR_SCHEDULES, METHODS
 from bigram.core.fast import make_step
-from bigram.core.metrics import METRICS_FILE, MetricsLog
+from bigram.core.metrics import MetricsLog
 from bigram.core.optimum import optimal_loss
 from bigram.core.sampling import seed_streams
 from bigram.core.schedule import LRSchedule
@@ -173,6 +174,8 @@ def train(
 
     `batcher` carries the data RNG (pass the restored one to resume exactly);
     `resumed` is the checkpoint's config when resuming (see bigram.core.resume).
+    `out_dir` is opened (and locked) before the first step: a directory bigram
+    must not write into is refused then, never after training.
     Evaluations fall on multiples of eval_interval counted from step 0, so a
     resumed run evaluates where the uninterrupted one would have. SIGINT and
     SIGTERM save a checkpoint at the last completed step and raise Interrupted.
@@ -187,7 +190,6 @@ def train(
     batcher = batcher or make_train_batcher(corpus, cfg)
     evaluate = Evaluator(corpus, cfg)
     out = Path(out_dir) if out_dir is not None else None
-    metrics = MetricsLog(out / METRICS_FILE if out is not None else None)
     start = int(model.get_state()["adamw.step"])
     end = start + cfg.steps
     cfg = cfg.resolved(end)
@@ -228,11 +230,14 @@ def train(
         if losses is not None:
             config["metrics"] = {"train_loss": losses["train"], "val_loss": losses["val"],
                                  "optimum_train_loss": optimal_loss(evaluate.counts["train"])}
-        path = str(save_checkpoint(out, state, corpus.tokenizer, config))
+        path = str(save_checkpoint(ckdir, state, corpus.tokenizer, config))
         saved["step"] = step
         return path
 
-    with _progress(progress, cfg.steps) as bar, _Signals() as signals, np.errstate(over="ignore", invalid="ignore"):
+    ckdir = _open_out(out, resumed, log)
+    metrics = MetricsLog(ckdir, (resumed or {}).get("metrics"))
+    with ckdir or contextlib.nullcontext(), _progress(progress, cfg.steps) as bar, _Signals() as signals, \
+            np.errstate(over="ignore", invalid="ignore"):
         for step in range(start, end):
             if signals.received:
                 raise _interrupted(signals.received, step, save(step))
@@ -261,6 +266,16 @@ def train(
         tokens_per_s=cfg.steps * cfg.batch_size * cfg.block_size / max(train_s, 1e-12),
         checkpoint=ckpt,
     )
+
+
+def _open_out(out: Path | None, resumed: dict | None, log: Callable[[str], None]) -> CheckpointDir | None:
+    """DIR opened for the run's saves; says so when the run replaces another run's checkpoint."""
+    if out is None:
+        return None
+    ckdir = CheckpointDir.open(out, continuing=bool(resumed and resumed.get("same_dir")))
+    if ckdir.replacing:
+        log(replacing_warning(out, ckdir.contents))
+    return ckdir
 
 
 def _nonfinite_error(what: str, value: float, step: int, cfg: TrainConfig, out: Path | None,
