@@ -195,7 +195,10 @@ def _memmap(path: Path, dtype: str, n: int) -> np.ndarray:
     """A read-only (n,) memmap; an empty file cannot be mapped, so it becomes an empty array."""
     if n == 0:
         return np.zeros(0, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=(n,))
+    from bigram.core.safefs import open_nofollow
+
+    with open(path, "rb", opener=open_nofollow) as f:  # a link in a prepared directory is refused
+        return np.memmap(f, dtype=dtype, mode="r", shape=(n,))
 
 
 def release_pages(arr: np.ndarray) -> None:
@@ -222,8 +225,9 @@ def _open_whole_file(data: np.ndarray) -> int | None:
         return None
     if data.offset != 0 or data.nbytes != os.path.getsize(data.filename) or not data.flags.c_contiguous:
         return None  # a slice or view: its first token is not the file's first
-    fd = os.open(data.filename, os.O_RDONLY)
-    return fd
+    from bigram.core.safefs import open_nofollow
+
+    return open_nofollow(data.filename)
 
 
 class Batcher:

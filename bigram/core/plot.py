@@ -7,12 +7,16 @@ display is needed.
 
 from __future__ import annotations
 
+import io
 import math
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
 from bigram.core.errors import BigramError
+from bigram.core.safefs import link_error, not_regular_error, write_file_atomic
 
 
 def pyplot():
@@ -73,18 +77,33 @@ def _draw_table(fig, ax, probs: np.ndarray, chars: list[str]) -> None:
 
 def plot_run(out: str | Path, records: list[dict], probs: np.ndarray, chars: list[str], *,
              optimum: float | None, title: str) -> Path:
-    """Write the two-panel PNG to `out`; returns its path."""
+    """Write the two-panel PNG to `out` (replaced whole, never through a link); returns its path."""
     plt = pyplot()
     out = Path(out)
     if out.parent and not out.parent.exists():
         raise BigramError(f"directory {out.parent} for --out does not exist; create it or choose another --out")
+    _check_target(out)
     fig, (left, right) = plt.subplots(1, 2, figsize=(16, 7.5), gridspec_kw={"width_ratios": [1, 1.1]})
+    buf = io.BytesIO()
     try:
         _draw_losses(left, records, optimum, len(chars))
         _draw_table(fig, right, probs, chars)
         fig.suptitle(title)
         fig.tight_layout()
-        fig.savefig(out, dpi=150)
+        fig.savefig(buf, dpi=150, format=out.suffix[1:].lower() or None)
     finally:
         plt.close(fig)
+    write_file_atomic(out, buf.getvalue())  # a rename: a link at `out` would be replaced, never written through
     return out
+
+
+def _check_target(out: Path) -> None:
+    """A link (or a FIFO, a directory) where the PNG goes is the user's: refuse before drawing."""
+    try:
+        st = os.lstat(out)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise link_error(out)
+    if not stat.S_ISREG(st.st_mode):
+        raise not_regular_error(out, st.st_mode)

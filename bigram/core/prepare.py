@@ -24,6 +24,7 @@ import numpy as np
 
 from bigram.core.data import TRAIN_FRACTION, _fsync_dir, atomic_write_bytes
 from bigram.core.errors import BigramError
+from bigram.core.safefs import link_error, open_nofollow, read_nofollow
 from bigram.core.tokenizer import TOKENIZERS, CharTokenizer, Tokenizer, _codepoints, token_dtype
 
 VOCAB_FILE = "vocab.json"
@@ -98,7 +99,9 @@ def encode_to_files(path: Path, out: Path, scan_res: ScanResult, chunk_bytes: in
     tmp = {s: out / f".{name}.tmp" for s, name in SPLIT_FILES.items()}
     freq = np.zeros(tok.vocab_size, dtype=np.int64)  # unigram counts, for vocab.json
     written = 0
-    with open(tmp["train"], "wb") as ftrain, open(tmp["val"], "wb") as fval:
+    for t in tmp.values():
+        t.unlink(missing_ok=True)  # a killed run's (a link there is removed, never written through)
+    with open(tmp["train"], "xb", opener=open_nofollow) as ftrain, open(tmp["val"], "xb", opener=open_nofollow) as fval:
         for text in iter_text(path, chunk_bytes, on_bytes):
             ids = tok.encode(text)  # (n,) in the vocab's dtype
             freq += np.bincount(ids, minlength=tok.vocab_size)
@@ -143,14 +146,14 @@ def prepare(path: str | Path, out: str | Path, *, kind: str = "char", chunk_byte
 
 
 def is_prepared(path: Path) -> bool:
-    return path.is_dir() and (path / VOCAB_FILE).is_file()
+    return path.is_dir() and os.path.lexists(path / VOCAB_FILE)  # a linked vocab.json is refused by read_meta
 
 
 def read_meta(path: Path) -> dict:
     """vocab.json of a prepared directory, checked against the sizes of its token files."""
     hint = f"run `bigram data prepare FILE --out {path}` again"
     try:
-        meta = json.loads((path / VOCAB_FILE).read_text(encoding="utf-8"))
+        meta = json.loads(read_nofollow(path / VOCAB_FILE).decode("utf-8"))  # a link there is refused
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BigramError(f"{path / VOCAB_FILE} is unreadable ({e}); {hint}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -161,6 +164,8 @@ def read_meta(path: Path) -> dict:
     for split, name in SPLIT_FILES.items():
         f = path / name
         want = meta[f"{split}_tokens"] * item
+        if f.is_symlink():
+            raise link_error(f)
         if not f.is_file() or f.stat().st_size != want:
             raise BigramError(f"{f} is missing or not {want} bytes as {VOCAB_FILE} says; {hint}")
     return meta

@@ -245,14 +245,14 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def open_nofollow(path: str | Path, flags: int = os.O_RDONLY) -> int:
-    """os.open `path` for reading without following a link in its last component (the name a
-    directory holds; the directories above are the path the user typed)."""
+    """os.open `path` without following a link in its last component (the name a directory holds;
+    the directories above are the path the user typed). Usable as open()'s opener."""
     path = Path(path)
     d = Dir(path.parent, None)
     if not NOFOLLOW:
         d._refuse_link(path.name)
     try:
-        fd = os.open(path, flags | NONBLOCK | NOFOLLOW | CLOEXEC)
+        fd = os.open(path, flags | NONBLOCK | NOFOLLOW | CLOEXEC, FILE_MODE)
     except OSError as e:
         raise d._why(path.name, e) from None
     st = os.fstat(fd)
