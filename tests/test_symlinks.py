@@ -217,3 +217,26 @@ def test_files_bigram_writes_get_ordinary_permissions(what, umask, ws, shakespea
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask, f"{path}: {oct(os.stat(path).st_mode)}"
+
+
+def test_systems_without_nofollow_or_at_calls_still_refuse_links(ws, monkeypatch):
+    """Where the OS lacks O_NOFOLLOW and the *at calls (dir_fd), bigram works by path and refuses any name that
+    lstat reports as a link, instead of following it."""
+    from bigram.core import safefs
+
+    monkeypatch.setattr(safefs, "_AT", False)
+    monkeypatch.setattr(safefs, "NOFOLLOW", 0)
+    (ws.ck / "mine.txt").write_text("mine\n")
+    code, _, err = run_cli([*NP, "train", "--resume", ws.ck, "--data", ws.data, "--steps", 3, "--save-interval", 1,
+                            "--sample", 0])
+    assert code == 0, err
+    assert run_cli([*NP, "generate", "--checkpoint", ws.ck, "--max-new-tokens", 5])[0] == 0
+    assert sorted(p.name for p in ws.ck.iterdir()) == ["config.json", "metrics.jsonl", "mine.txt",
+                                                        "model.safetensors", "optimizer.safetensors"]
+    ws.link(ws.ck / "model.safetensors", ws.other / "model.safetensors")
+    ws.link(ws.ck / "plot.png", ws.victim)
+    before = ws.state()
+    for argv in ([*NP, "generate", "--checkpoint", ws.ck], [*NP, "plot", "--checkpoint", ws.ck]):
+        code, _, err = run_cli(argv)
+        assert code == 2 and "is a symbolic link" in message_lines(err)[0], err
+    assert ws.state() == before
