@@ -145,6 +145,45 @@ def bad_file_not_kept(ws):
     assert not cache.exists() or not any(cache.iterdir()), "a download with the wrong sha256 was kept"
 
 
+def user_dir(ws):
+    (ws.tmp / "mine").mkdir()
+    (ws.tmp / "mine" / "notes.txt").write_text("mine\n")
+
+
+def hold_lock(ws):
+    """As a running `bigram train --out {ckpt}` does."""
+    import fcntl
+    import os
+
+    fd = os.open(ws.ckpt, os.O_RDONLY)
+    ws.stack.callback(os.close, fd)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def link_in_checkpoint(name: str):
+    def fn(ws):
+        elsewhere = ws.file(f"elsewhere-{name}", (ws.ckpt / name).read_bytes() if (ws.ckpt / name).exists() else b"")
+        (ws.ckpt / name).unlink(missing_ok=True)
+        (ws.ckpt / name).symlink_to(elsewhere)
+
+    return fn
+
+
+def fifo_metrics(ws):
+    import os
+
+    (ws.ckpt / "metrics.jsonl").unlink()
+    os.mkfifo(ws.ckpt / "metrics.jsonl")
+
+
+def prepared_with_link(ws):
+    for d in ("p", "p2"):
+        code, _, err = run_cli(["data", "prepare", ws.data, "--out", ws.tmp / d])
+        assert code == 0, err
+    (ws.tmp / "p" / "vocab.json").unlink()
+    (ws.tmp / "p" / "vocab.json").symlink_to(ws.tmp / "p2" / "vocab.json")
+
+
 DL_TRAIN = [*NP, "train", "--steps", "2", "--out", "{tmp}/out", "--sample", "0"]
 
 CASES = [
@@ -222,6 +261,26 @@ CASES = [
          RESUME + ["--lr", "0.5"], "a resumed run keeps its hyperparameters", setup=ckpt_then()),
     Case("resume-finished", "`--resume` of a finished run without `--steps`", RESUME, "pass --steps N",
          setup=ckpt_then()),
+    # output and checkpoint directories: bigram's own files, never through a link
+    Case("out-not-a-checkpoint", "`--out` is a non-empty directory that is not a checkpoint",
+         train_with("--out", "{tmp}/mine"), "is a directory that is not a bigram checkpoint", setup=user_dir),
+    Case("out-dangling-link", "`--out` is a link to nowhere", train_with("--out", "{tmp}/gone"),
+         "which does not exist", setup=lambda ws: (ws.tmp / "gone").symlink_to(ws.tmp / "nowhere")),
+    Case("out-in-use", "`--out` is being written by another run", train_with("--out", "{ckpt}"),
+         "is being written by another bigram run", setup=ckpt_then(hold_lock)),
+    Case("out-replaces-checkpoint", "a fresh run into a checkpoint (not `--resume`)", train_with("--out", "{ckpt}"),
+         "replaces it and its metrics.jsonl", setup=ckpt_then(), code=0, kind="warning"),
+    Case("checkpoint-file-link", "a checkpoint file is a symbolic link (never followed)", GEN, "is a symbolic link",
+         setup=ckpt_then(link_in_checkpoint("model.safetensors"))),
+    Case("metrics-link", "metrics.jsonl is a symbolic link (never read, never appended to)", RESUME + ["--steps", "1"],
+         "is a symbolic link", setup=ckpt_then(link_in_checkpoint("metrics.jsonl"))),
+    Case("metrics-fifo", "metrics.jsonl is a FIFO", RESUME + ["--steps", "1"], "is a FIFO, not a regular file",
+         setup=ckpt_then(fifo_metrics)),
+    Case("plot-target-link", "plot.png is a symbolic link (never written through)",
+         [*NP, "plot", "--checkpoint", "{ckpt}"], "is a symbolic link",
+         setup=ckpt_then(link_in_checkpoint("plot.png"))),
+    Case("prepared-file-link", "a prepared directory's file is a symbolic link", train_with("--data", "{tmp}/p"),
+         "is a symbolic link", setup=prepared_with_link),
     # download
     Case("download-wrong-sha256", "the downloaded corpus has the wrong sha256", DL_TRAIN, "it was not kept",
          setup=serve(lambda ws: b"not tiny shakespeare\n" * 100), after=bad_file_not_kept),

@@ -122,10 +122,10 @@ def check_out(out: str | Path) -> Contents:
 
 
 def replacing_warning(out: str | Path, contents: Contents, what: str = "this run") -> str:
-    """What a run into a checkpoint it does not continue says before it starts (issue: two runs, one log)."""
-    at = f" at step {contents.step}" if contents.step is not None else ""
-    return (f"warning: --out {out} holds a checkpoint{at}: {what} replaces it, and its metrics.jsonl, at its first "
-            f"save (to continue that run instead: bigram train --resume {out})")
+    """What a run into a checkpoint it does not continue says before it starts."""
+    at = f" (step {contents.step})" if contents.step is not None else ""
+    return (f"warning: --out {out} holds a checkpoint{at}: {what} replaces it and its metrics.jsonl at its first "
+            f"save; to continue that run instead, use `bigram train --resume {out}`")
 
 
 def _contents(d: Dir) -> Contents:
