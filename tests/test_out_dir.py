@@ -334,3 +334,32 @@ def test_a_reader_never_mixes_two_saves(tmp_path):
         stop.set()
         writer.join()
     assert writer.exitcode == 0 and loads > 30 and len(seen) > 10, (loads, len(seen), saves.value)
+
+
+def test_a_save_killed_while_installing_is_read_from_its_stage_and_finished_by_the_next_run(tmp_path, data):
+    """The state a kill -9 leaves between a save's commit point and its end, built by hand: DIR holds files of
+    two saves, .bigram-save the complete new one. Readers take the new one; the next run installs it."""
+    import shutil
+
+    ck = train_checkpoint(tmp_path / "ck", data, "--steps", "4", "--decay-steps", "8")
+    old = {p.name: p.read_bytes() for p in ck.iterdir()}
+    assert run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 2, "--sample", 0])[0] == 0
+    new = {p.name: p.read_bytes() for p in ck.iterdir()}
+    stage = ck / ".bigram-save"
+    stage.mkdir()
+    for name in ("model.safetensors", "optimizer.safetensors", "config.json"):
+        (stage / name).write_bytes(new[name])
+        (ck / name).write_bytes((new if name == "model.safetensors" else old)[name])  # half installed
+    assert load_checkpoint(ck).step == 6 and load_checkpoint(ck).config["step"] == 6
+    assert run_cli([*NP, "generate", "--checkpoint", ck, "--max-new-tokens", 5])[0] == 0
+
+    shutil.rmtree(stage)  # without the stage, the mix is detected, never loaded
+    code, _, err = run_cli([*NP, "generate", "--checkpoint", ck, "--max-new-tokens", 5])
+    assert code == 2 and "holds files of different saves" in message_lines(err)[0], err
+
+    stage.mkdir()
+    for name in ("model.safetensors", "optimizer.safetensors", "config.json"):
+        (stage / name).write_bytes(new[name])
+    code, _, err = run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 2, "--sample", 0])
+    assert code == 0 and "resuming" in err and "at step 6" in err, err
+    assert not stage.exists() and load_checkpoint(ck).step == 8

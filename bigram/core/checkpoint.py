@@ -40,6 +40,7 @@ import json
 import os
 import secrets
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,9 @@ from bigram import __version__
 from bigram.core.backend import STATE_KEYS, WEIGHT_KEY
 from bigram.core.errors import BigramError
 from bigram.core.metrics import METRICS_FILE, json_safe
-from bigram.core.safefs import STAGE, TMP_PREFIX, Dir, link_error, not_regular_error, read_fd, tmp_name, write_all
+from bigram.core.safefs import (
+    STAGE, TMP_PREFIX, Dir, link_error, not_regular_error, pread, read_fd, tmp_name, write_all,
+)
 from bigram.core.tokenizer import Tokenizer, tokenizer_from_json
 
 FORMAT_VERSION = 1
@@ -116,8 +119,7 @@ def check_out(out: str | Path) -> Contents:
         return Contents("new")
     if not path.is_dir():
         raise BigramError(f"--out {path} exists and is not a directory; choose another --out")
-    with Dir.open(path) as d:
-        _lock(d, path)
+    with Dir.open(path) as d:  # no lock here: every rank of a distributed run checks; rank 0 alone writes
         return _contents(d)
 
 
@@ -258,6 +260,7 @@ class CheckpointDir:
         for key in STATE_KEYS[:3]:  # a NaN table must never replace a good checkpoint
             if not np.isfinite(state[key]).all():
                 raise BigramError(f"refusing to save a checkpoint with non-finite {key} to {self.path}; lower --lr")
+        self._finish_commit()  # an earlier save that failed while installing
         files = _encode(state, tokenizer, config, secrets.token_hex(8))
         tmp = tmp_name()
         self.dir.mkdir(tmp)
@@ -274,9 +277,9 @@ class CheckpointDir:
             self._drop_metrics_fd()
             self._remove(tmp)
             raise
-        self._finish_commit()
-        self._metrics = None
+        self._metrics = None  # committed: metrics.jsonl is part of this save
         self.saves += 1
+        self._finish_commit()
         return self.path
 
     def _drop_metrics_fd(self) -> None:
@@ -291,7 +294,8 @@ class CheckpointDir:
             return
         with self.dir.sub(STAGE) as stage:
             for name in OWN_FILES:
-                if stage.lstat(name) is not None:
+                st = stage.lstat(name)
+                if st is not None and stat.S_ISREG(st.st_mode):
                     self.dir.install(stage, name)
         self.dir.sync()
         done = tmp_name()
@@ -429,10 +433,10 @@ def _safetensors_meta(fd: int | None) -> dict:
     """A safetensors file's __metadata__, from its header alone (8-byte length, then JSON)."""
     if fd is None:
         return {}
-    n = int.from_bytes(os.pread(fd, 8, 0), "little")
+    n = int.from_bytes(pread(fd, 8, 0), "little")
     if not 2 <= n <= 1 << 20:
         return {}
-    meta = json.loads(os.pread(fd, n, 8)).get("__metadata__")
+    meta = json.loads(pread(fd, n, 8)).get("__metadata__")
     return meta if isinstance(meta, dict) else {}
 
 
@@ -442,10 +446,11 @@ def _open_save(ckpt_dir: str | Path, names: tuple[str, ...] = SAVE_FILES) -> _Sa
     if not d.is_dir():
         raise BigramError(f"checkpoint directory {d} does not exist; {HINT}")
     with Dir.open(d) as top:
-        for _ in range(READ_TRIES):
+        for attempt in range(READ_TRIES):
             save = _try_open(top, names)
             if save is not None:
                 return save
+            time.sleep(min(0.05, 0.001 * attempt))  # a save is being installed: let it finish
     raise BigramError(f"checkpoint {d} holds files of different saves (each carries another save_id); "
                       f"{HINT}")
 

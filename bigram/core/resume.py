@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bigram.core.backend import AdamWConfig
-from bigram.core.checkpoint import Checkpoint
+from bigram.core.checkpoint import Checkpoint, resolve_checkpoint_dir
 from bigram.core.data import Batcher, Corpus
 from bigram.core.defaults import DEFAULT_METHOD
 from bigram.core.errors import BigramError
@@ -127,7 +127,7 @@ def restore_batcher(ck: Checkpoint, corpus: Corpus, cfg: TrainConfig, ck_dir: Pa
 def continued_metrics(ck: Checkpoint, ck_dir: Path) -> list[dict]:
     """ck_dir's metrics.jsonl records up to the checkpoint's step (later ones never happened)."""
     step, evaluated = ck.step, bool(ck.config.get("evaluated"))
-    return [r for r in read_metrics(ck_dir)
+    return [r for r in read_metrics(resolve_checkpoint_dir(ck_dir))
             if isinstance(r, dict) and isinstance(r.get("step"), int)
             and (r["step"] < step or (r["step"] == step and evaluated))]
 
@@ -143,8 +143,8 @@ def _same(a: Path, b: Path) -> bool:
     """The same directory, however each path spells it (`.`, a link, ...)."""
     try:
         return os.path.samefile(a, b)
-    except OSError:
-        return False
+    except OSError:  # one of them is not there (yet)
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def _warn(msg: str) -> None:

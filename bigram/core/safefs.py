@@ -234,8 +234,18 @@ class Dir:
 
 
 def read_fd(fd: int) -> bytes:
+    """All of a file from its start; closes fd."""
     with os.fdopen(fd, "rb") as f:
+        f.seek(0)
         return f.read()
+
+
+def pread(fd: int, n: int, offset: int) -> bytes:
+    """n bytes at offset (the fd's position is left alone where the OS has pread)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, n, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, n)
 
 
 def write_all(fd: int, data: bytes) -> None:
