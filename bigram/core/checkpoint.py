@@ -166,6 +166,8 @@ def _bigram_config(d: Dir) -> dict | None:
 
 def _foreign(path: Path, names: list[str], why: str) -> BigramError:
     shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+    if path.name in ("", ".."):  # `.`, `..`, "": say which directory that is
+        path = Path(f"{path} ({os.path.abspath(path)})")
     return BigramError(
         f"--out {path} is a directory that is not a bigram checkpoint ({why}; it holds {shown}); bigram writes "
         "only into a new or empty directory or a checkpoint of its own: choose another --out"
