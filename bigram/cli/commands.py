@@ -10,11 +10,13 @@ import typer
 
 from bigram.cli.app import app
 from bigram.cli.common import (
-    build_model, check_generation_options, finish_run, get_backend, load_corpus, print_json, sample_text, state,
+    PROMPT_HELP, build_model, check_generation_options, finish_run, get_backend, print_json, renamed, sample_text,
+    state,
 )
+from bigram.cli.scale import TOKENIZER_HELP
 from bigram.core.defaults import (
-    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD,
-    DEFAULT_SEED, DEFAULT_STEPS,
+    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_LR_SCHEDULE,
+    DEFAULT_MAX_NEW_TOKENS, DEFAULT_METHOD, DEFAULT_SEED, DEFAULT_STEPS,
 )
 
 
@@ -73,7 +75,10 @@ def train(
         DEFAULT_METHOD, "--method", help="counts (each step from the batch's bigram counts: same gradient, faster) or textbook."
     ),
     out: Path = typer.Option(Path("out"), "--out", help="Checkpoint directory."),
-    sample_chars: int = typer.Option(500, "--sample", help="Characters to sample after training (0: none)."),
+    max_new_tokens: int = typer.Option(
+        DEFAULT_MAX_NEW_TOKENS, "--max-new-tokens", help="Tokens to sample after training, as `generate` does (0: none)."
+    ),
+    sample_old: Optional[int] = typer.Option(None, "--sample", hidden=True, help="Deprecated: --max-new-tokens."),
     json_out: bool = typer.Option(False, "--json", help="Human output to stderr, one JSON object to stdout."),
     resume: Optional[Path] = typer.Option(
         None, "--resume", help="Continue the run saved in this checkpoint directory (its hyperparameters are kept)."
@@ -81,17 +86,19 @@ def train(
     save_interval: Optional[int] = typer.Option(
         None, "--save-interval", help="Also save a checkpoint every N steps (SIGINT/SIGTERM always save)."
     ),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="char (default) or byte, for a text --data."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
     distributed: bool = typer.Option(
         False, "--distributed", help="Run as one rank of a torchrun job (torch backend, DDP); --batch-size is the total."
     ),
 ) -> None:
     """Train a bigram model, save a checkpoint and print a sample."""
+    max_new_tokens = renamed(ctx, "--sample", sample_old, "--max-new-tokens", "max_new_tokens")
+    check_generation_options(max_new_tokens, 1.0, None)
     if resume is not None:
         from bigram.cli.resume import resume_command
 
         return resume_command(ctx, resume, data=data, steps=steps, out=out, save_interval=save_interval,
-                              sample_chars=sample_chars, json_out=json_out, dtype=dtype, tokenizer=tokenizer,
+                              max_new_tokens=max_new_tokens, json_out=json_out, dtype=dtype, tokenizer=tokenizer,
                               distributed=distributed)
     from bigram.core.backend import AdamWConfig
     from bigram.core.sampling import init_weights
@@ -109,10 +116,10 @@ def train(
     check_out(out)  # a directory bigram must not write into is refused before the corpus is read
     st = state(ctx)
     get_backend(st.backend, ctx)  # an unknown backend fails before the corpus is read
-    from bigram.cli.scale import TrainRun, tokenizer_option
+    from bigram.cli.scale import TrainRun, load_corpus_as
 
     run = TrainRun(st.backend, st.device, distributed)
-    corpus = load_corpus(data, tokenizer_option(tokenizer))
+    corpus = load_corpus_as(data, tokenizer)
     corpus.check_block_size(block_size)
     V = corpus.tokenizer.vocab_size
     model = build_model(ctx, init_weights(V, seed), dtype=dtype, optim=cfg.optim)
@@ -127,7 +134,7 @@ def train(
         run.close()  # leave the process group even when interrupted
     if not run.is_main:
         return
-    finish_run(result, model, corpus, backend=st.backend, steps=cfg.steps, seed=seed, sample_chars=sample_chars,
+    finish_run(result, model, corpus, backend=st.backend, steps=cfg.steps, seed=seed, max_new_tokens=max_new_tokens,
                json_out=json_out)
 
 
@@ -135,8 +142,8 @@ def train(
 def generate(
     ctx: typer.Context,
     checkpoint: Path = typer.Option(Path("out"), "--checkpoint", help="Checkpoint directory."),
-    prompt: Optional[str] = typer.Option(None, "--prompt", help="Text to continue (default: a newline)."),
-    max_new_tokens: int = typer.Option(500, "--max-new-tokens", help="Tokens to sample."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help=PROMPT_HELP),
+    max_new_tokens: int = typer.Option(DEFAULT_MAX_NEW_TOKENS, "--max-new-tokens", help="Tokens to sample."),
     temperature: float = typer.Option(1.0, "--temperature", help="Divide logits by T; 0 = greedy."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Sample only from the K most likely tokens."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed for the sampling coins."),

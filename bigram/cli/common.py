@@ -45,6 +45,22 @@ def build_model(ctx: typer.Context, weights, *, dtype: str = "float32", optim=No
     return info.cls.create(weights, device=st.device, dtype=dtype, optim=optim or AdamWConfig())
 
 
+def renamed(ctx: typer.Context, old: str, old_value, new: str, param: str):
+    """The value of option `new` (parameter `param`), also accepted under its old spelling `old`.
+
+    The old spelling keeps working with a note on stderr (never on stdout,
+    which may be JSON); giving both with different values is an error.
+    """
+    value = ctx.params[param]
+    if old_value is None:
+        return value
+    src = ctx.get_parameter_source(param)
+    if src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP") and value != old_value:
+        raise BigramError(f"{old} {old_value} and {new} {value} name the same option; give it once, as {new}")
+    print(f"note: {old} is deprecated; use {new} (same meaning)", file=sys.stderr)
+    return old_value
+
+
 def load_corpus(data: Path | None, tokenizer=None):
     from bigram.core.data import Corpus
 
@@ -58,12 +74,12 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(json_safe(obj)) + "\n")
 
 
-def finish_run(result, model, corpus, *, backend: str, steps: int, seed: int, sample_chars: int,
+def finish_run(result, model, corpus, *, backend: str, steps: int, seed: int, max_new_tokens: int,
                json_out: bool, **extra) -> None:
     """What `train` prints after training, fresh or resumed: speed, a sample, the JSON result."""
     print(f"{steps} steps in {result.train_s:.2f} s ({result.tokens_per_s:,.0f} tokens/s)", file=sys.stderr)
-    if sample_chars > 0:
-        text = sample_text(model, corpus.tokenizer, prompt=None, max_new_tokens=sample_chars, seed=seed)
+    if max_new_tokens > 0:
+        text = sample_text(model, corpus.tokenizer, prompt=None, max_new_tokens=max_new_tokens, seed=seed)
         print(text, file=sys.stderr if json_out else sys.stdout)
     if json_out:
         print_json({
@@ -82,6 +98,22 @@ def check_generation_options(max_new_tokens: int, temperature: float, top_k: int
         raise BigramError(f"--top-k must be >= 1, got {top_k}; leave it out to sample from every token")
 
 
+PROMPT_HELP = ("Text to continue (default: a newline; a vocabulary without one starts from its token 0, "
+               "which is named on stderr).")
+
+
+def start_id(tokenizer) -> int:
+    """The default prompt's one token: a newline, or token 0 named on stderr where there is no newline."""
+    from bigram.core.sampling import start_token
+
+    tid, newline = start_token(tokenizer)
+    if not newline:
+        shown = json.dumps(tokenizer.decode([tid]), ensure_ascii=False)
+        print(f"note: the vocabulary has no newline, so the sample starts from token {tid} ({shown}); "
+              "pass --prompt to choose", file=sys.stderr)
+    return tid
+
+
 def sample_text(model, tokenizer, *, prompt: str | None, max_new_tokens: int, seed: int,
                 temperature: float = 1.0, top_k: int | None = None) -> str:
     """Prompt + max_new_tokens sampled characters, coins drawn in core from `seed`."""
@@ -93,7 +125,7 @@ def sample_text(model, tokenizer, *, prompt: str | None, max_new_tokens: int, se
     if not 0 <= seed < 2**64:
         raise BigramError(f"--seed must be an integer from 0 to 2**64-1, got {seed}; e.g. --seed 1337")
     if max_new_tokens > MAX_SIZE:
-        raise BigramError(f"cannot sample {max_new_tokens} tokens; ask for at most {MAX_SIZE} (--sample, --max-new-tokens)")
+        raise BigramError(f"cannot sample {max_new_tokens} tokens; ask for at most {MAX_SIZE} with --max-new-tokens")
 
     if prompt:
         bad = tokenizer.unknown_chars(prompt) if hasattr(tokenizer, "unknown_chars") else []
@@ -105,7 +137,7 @@ def sample_text(model, tokenizer, *, prompt: str | None, max_new_tokens: int, se
             )
         idx = tokenizer.encode(prompt).astype(np.int64)[None, :]  # (1,T)
     else:
-        idx = np.zeros((1, 1), dtype=np.int64)  # the lecture starts from token 0 ('\n')
+        idx = np.array([[start_id(tokenizer)]], dtype=np.int64)  # (1,1)
     coins = draw_coins(seed, 1, max_new_tokens)  # (1,N)
     out = model.generate(idx, coins, temperature=temperature, top_k=top_k)  # (1,T+N)
     return tokenizer.decode(out[0])

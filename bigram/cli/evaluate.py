@@ -10,7 +10,8 @@ from typing import Optional
 import typer
 
 from bigram.cli.app import app
-from bigram.cli.common import build_model, get_backend, load_corpus, print_json, state
+from bigram.cli.common import build_model, get_backend, print_json, state
+from bigram.cli.scale import TOKENIZER_HELP, load_corpus_as
 from bigram.core.defaults import DEFAULT_SMOOTHING
 
 # A checkpoint records where its corpus came from, but that path is never opened:
@@ -94,6 +95,7 @@ def fit(
         DEFAULT_SMOOTHING, "--smoothing", help="Add-k smoothing of the counts (0: the pure train MLE)."
     ),
     out: Path = typer.Option(Path("out-fit"), "--out", help="Checkpoint directory to write."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
     distributed: bool = typer.Option(False, "--distributed", help=DISTRIBUTED_HELP),
 ) -> None:
@@ -108,7 +110,7 @@ def fit(
         print(replacing_warning(out, held, "fit"), file=sys.stderr)
     st = state(ctx)
     get_backend(st.backend, ctx)
-    corpus = load_corpus(data)
+    corpus = load_corpus_as(data, tokenizer)
     with counting(distributed, st.device) as (count, is_main):
         counts = split_counts(corpus, count=count)
     if not is_main:

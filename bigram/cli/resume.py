@@ -6,7 +6,7 @@ Kept from the checkpoint (passing another value is an error): --batch-size,
 keeps the horizon of the run it continues: --steps past it trains at --min-lr.
 Free to choose: --steps (N more; default: up to the end of the interrupted
 run), --out (default: DIR itself), --save-interval, --data (must
-have the same vocabulary), --sample, --json, --device, and --backend (default:
+have the same vocabulary), --max-new-tokens, --json, --device, and --backend (default:
 the checkpoint's; resuming on the same backend is what is bit-exact).
 """
 
@@ -42,7 +42,7 @@ def resume_backend(ctx: typer.Context, ck) -> str:
 
 
 def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps: int, out: Path,
-                   save_interval: int | None, sample_chars: int, json_out: bool, dtype: str,
+                   save_interval: int | None, max_new_tokens: int, json_out: bool, dtype: str,
                    tokenizer: str | None, distributed: bool) -> None:
     from bigram.core import resume as R
     from bigram.core.checkpoint import check_out, load_checkpoint
@@ -82,5 +82,5 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
     result = run_train(model, corpus, cfg, backend=backend, out_dir=out, batcher=batcher, log=say,
                        run_config={"seed": cfg.seed}, save_interval=save_interval,
                        resumed=resumed)
-    finish_run(result, model, corpus, backend=backend, steps=cfg.steps, seed=cfg.seed, sample_chars=sample_chars,
+    finish_run(result, model, corpus, backend=backend, steps=cfg.steps, seed=cfg.seed, max_new_tokens=max_new_tokens,
                json_out=json_out, resumed_from=str(ck_dir))

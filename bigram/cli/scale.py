@@ -1,4 +1,4 @@
-"""How `bigram train` runs past one CPU process: a torchrun rank (--distributed) or on CUDA.
+"""How `bigram train` runs past one CPU process (a torchrun rank, --distributed, or CUDA), and --tokenizer.
 
 The torch parts are imported only on those paths, so `bigram --help` and the
 NumPy backend never load torch.
@@ -11,15 +11,28 @@ import os
 from bigram.core.errors import BigramError
 
 
-def tokenizer_option(kind: str | None):
-    """--tokenizer for a text corpus: None keeps the default (char; a prepared DIR has its own)."""
-    if kind is None:
-        return None
+TOKENIZER_HELP = "char (one id per distinct character of a text --data; the default) or byte (V=256, any UTF-8)."
+
+
+def load_corpus_as(data, kind: str | None):
+    """The corpus at `data`, tokenized as --tokenizer asks (None: char for a text, a DIR's own for a DIR).
+
+    A char vocabulary is built from the text itself; a fixed one (byte) is
+    handed to the loader. A prepared DIR keeps the tokenizer it was prepared
+    with: asking for another is an error, never a silent re-tokenization.
+    """
+    from bigram.core.data import Corpus
     from bigram.core.tokenizer import TOKENIZERS
 
-    if kind not in TOKENIZERS:
+    if kind is not None and kind not in TOKENIZERS:
         raise BigramError(f"unknown --tokenizer {kind!r}; use one of {', '.join(TOKENIZERS)}")
-    return TOKENIZERS[kind]()
+    cls = TOKENIZERS.get(kind)
+    corpus = Corpus.load(data, tokenizer=cls() if cls is not None and cls.fixed_vocabulary else None)
+    got = getattr(corpus.tokenizer, "kind", None)
+    if kind is not None and got != kind:
+        raise BigramError(f"{corpus.source} was prepared with the {got} tokenizer, not {kind}; drop --tokenizer, "
+                          f"or prepare it again with `bigram data prepare FILE --out DIR --tokenizer {kind}`")
+    return corpus
 
 
 class TrainRun:

@@ -15,6 +15,7 @@ DEFAULT_SEED = 1337
 DEFAULT_LR = 0.1
 DEFAULT_STEPS = 1500
 DEFAULT_EVAL_INTERVAL = 500
+DEFAULT_MAX_NEW_TOKENS = 500  # train's sample and generate's text: one option, one default
 
 # Learning-rate schedules (bigram/core/schedule.py). Cosine decays from --lr to
 # --min-lr, by default lr / DEFAULT_MIN_LR_DIVISOR (nanoGPT's lr/10), over the run.

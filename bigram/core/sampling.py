@@ -6,6 +6,8 @@ from bisect import bisect_right
 
 import numpy as np
 
+from bigram.core.errors import BigramError
+
 
 def seed_streams(seed: int) -> dict[str, np.random.SeedSequence]:
     """Independent streams derived from one seed: weights, train batches, val batches."""
@@ -22,6 +24,21 @@ def init_weights(vocab_size: int, seed: int) -> np.ndarray:
 def draw_coins(seed: int, batch: int, n: int) -> np.ndarray:
     """(B, n) uniform coins in [0, 1), one per generated token."""
     return np.random.default_rng(seed).random((batch, n))
+
+
+def start_token(tokenizer) -> tuple[int, bool]:
+    """(id, is it a newline): where a sample with no prompt starts.
+
+    A newline where the vocabulary has one, as the lecture's token 0 is on
+    Tiny Shakespeare (a sample then reads like the start of a speech); the
+    byte tokenizer's newline is byte 10, never NUL. A vocabulary without a
+    newline starts from its token 0, and the caller says which that is.
+    """
+    try:
+        ids = tokenizer.encode("\n")
+    except (BigramError, ValueError, KeyError):  # "\n" is not in the vocabulary
+        return 0, False
+    return (int(ids[0]), True) if len(ids) == 1 else (0, False)
 
 
 def sample_chain(probs: np.ndarray, idx: np.ndarray, coins: np.ndarray) -> np.ndarray:

@@ -75,6 +75,7 @@ class CharTokenizer:
     """
 
     kind = "char"
+    fixed_vocabulary = False  # the vocabulary is the corpus' own characters
 
     def __init__(self, chars: Iterable[str]):
         chars = list(chars)
@@ -212,6 +213,7 @@ class ByteTokenizer:
     """
 
     kind = "byte"
+    fixed_vocabulary = True  # every byte is an id whatever the corpus: an unused id is no mismatch
     vocab_size = 256
     dtype = np.dtype(np.uint8)
 
