@@ -11,7 +11,7 @@ import typer
 from bigram.cli.app import app
 from bigram.cli.common import load_corpus, print_json, state
 from bigram.core.errors import BigramError, require_positive
-from bigram.core.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_LR, DEFAULT_SEED
+from bigram.core.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_DTYPE, DEFAULT_LR, DEFAULT_SEED
 
 
 def _backend_names(spec: str | None, installed: list[str]) -> list[str]:
@@ -61,7 +61,10 @@ def check(
     backends: Optional[str] = typer.Option(
         None, "--backends", help="Comma-separated; the first is the reference. Default: numpy, then every other installed backend."
     ),
-    dtype: str = typer.Option("float64", "--dtype", help="float32 or float64."),
+    dtype: str = typer.Option(
+        DEFAULT_DTYPE, "--dtype",
+        help="float32 (the default: what train runs and saves) or float64 (tolerances 1e-12 instead of 1e-6 to 1e-3).",
+    ),
     steps: int = typer.Option(10, "--steps", help="AdamW steps whose losses, weights and moments are compared."),
     data: Optional[Path] = typer.Option(None, "--data", help="UTF-8 text file (default: Tiny Shakespeare, cached)."),
     batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", help="Sequences per batch (B)."),

@@ -10,12 +10,12 @@ import typer
 
 from bigram.cli.app import app
 from bigram.cli.common import (
-    PROMPT_HELP, build_model, check_generation_options, finish_run, get_backend, print_json, renamed, sample_text,
+    DTYPE_HELP, PROMPT_HELP, build_model, check_generation_options, finish_run, get_backend, print_json, renamed, sample_text,
     state,
 )
 from bigram.cli.scale import TOKENIZER_HELP
 from bigram.core.defaults import (
-    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_LR_SCHEDULE,
+    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_DTYPE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_LR_SCHEDULE,
     DEFAULT_MAX_NEW_TOKENS, DEFAULT_METHOD, DEFAULT_SEED, DEFAULT_STEPS,
 )
 
@@ -70,7 +70,7 @@ def train(
     eval_batches: Optional[int] = typer.Option(
         None, "--eval-batches", help="Estimate losses on N random batches (the lecture's way) instead of exactly."
     ),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64."),
+    dtype: str = typer.Option(DEFAULT_DTYPE, "--dtype", help=DTYPE_HELP),
     method: str = typer.Option(
         DEFAULT_METHOD, "--method", help="counts (each step from the batch's bigram counts: same gradient, faster) or textbook."
     ),

@@ -13,6 +13,9 @@ import typer
 from bigram.core.errors import BigramError
 
 
+DTYPE_HELP = "float32 (the default of every command: what checkpoints hold) or float64."
+
+
 def state(ctx: typer.Context):
     return ctx.find_root().obj
 
