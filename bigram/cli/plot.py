@@ -11,6 +11,7 @@ import typer
 from bigram.cli.app import app
 from bigram.cli.common import build_model, get_backend, state
 from bigram.cli.evaluate import DATA_HELP
+from bigram.core.errors import BigramError
 
 PLOT_FILE = "plot.png"
 
@@ -37,7 +38,10 @@ def optimum_for(ck, data: Path | None) -> float | None:
 def plot(
     ctx: typer.Context,
     checkpoint: Path = typer.Option(Path("out"), "--checkpoint", help="Checkpoint directory."),
-    out: Optional[Path] = typer.Option(None, "--out", help=f"PNG to write (default: DIR/{PLOT_FILE})."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help=f"Image FILE to write, exactly as named (default: DIR/{PLOT_FILE}). PNG, unless its "
+        "suffix names another format matplotlib writes (.pdf, .svg).",
+    ),
     data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP + " Used for the optimum line."),
 ) -> None:
     """Draw DIR/metrics.jsonl's train and val loss with the optimum, beside P(next | current)."""
@@ -49,6 +53,10 @@ def plot(
     from bigram.core.plot import plot_run, pyplot
 
     pyplot()  # a missing matplotlib is reported before any work
+    out = out or checkpoint / PLOT_FILE
+    if out.is_dir():
+        raise BigramError(f"--out {out} is a directory, but --out names the image file to write; "
+                          f"pass a file name, e.g. --out {out / PLOT_FILE}")
     st = state(ctx)
     get_backend(st.backend, ctx)
     ck = load_checkpoint(checkpoint)
@@ -61,6 +69,6 @@ def plot(
     rows = np.arange(V)[None, :]  # (1,V): every character once
     probs = probs_of(model, rows, model.forward(rows)[0])[0]  # (V,V) from the backend
     chars = [ck.tokenizer.decode([i]) for i in range(V)]
-    path = plot_run(out or checkpoint / PLOT_FILE, records, probs, chars, optimum=optimum,
+    path = plot_run(out, records, probs, chars, optimum=optimum,
                     title=f"bigram {checkpoint} (backend {st.backend}, step {ck.step})")
     print(path)

@@ -75,6 +75,16 @@ def _draw_table(fig, ax, probs: np.ndarray, chars: list[str]) -> None:
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="probability (sqrt scale)")
 
 
+def image_format(fig, out: Path) -> str:
+    """The format `out`'s suffix names where matplotlib writes it, else PNG.
+
+    Always passed explicitly: the figure is drawn into a buffer (then renamed
+    into place), and an unknown suffix must not fail after the drawing.
+    """
+    ext = out.suffix[1:].lower()
+    return ext if ext in fig.canvas.get_supported_filetypes() else "png"
+
+
 def plot_run(out: str | Path, records: list[dict], probs: np.ndarray, chars: list[str], *,
              optimum: float | None, title: str) -> Path:
     """Write the two-panel PNG to `out` (replaced whole, never through a link); returns its path."""
@@ -90,7 +100,7 @@ def plot_run(out: str | Path, records: list[dict], probs: np.ndarray, chars: lis
         _draw_table(fig, right, probs, chars)
         fig.suptitle(title)
         fig.tight_layout()
-        fig.savefig(buf, dpi=150, format=out.suffix[1:].lower() or None)
+        fig.savefig(buf, dpi=150, format=image_format(fig, out))
     finally:
         plt.close(fig)
     write_file_atomic(out, buf.getvalue())  # a rename: a link at `out` would be replaced, never written through
