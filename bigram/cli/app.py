@@ -1,4 +1,4 @@
-"""`bigram [--backend NAME] [--device DEV] COMMAND`.
+"""`bigram [--backend NAME] [--device DEV] COMMAND`; the root's options also work after COMMAND.
 
 Heavy imports (numpy-heavy core, torch) happen inside commands, so
 `bigram --help` stays fast and never loads torch.
@@ -18,14 +18,15 @@ app = typer.Typer(
     name="bigram",
     help="Train, sample, cross-check and benchmark the character-level bigram language model.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion, typer's way
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 
 
 class State:
-    """Options given before the command, shared with every command."""
+    """The root's options (given before the command or after it), shared with every command."""
 
     def __init__(self, backend: str, device: str):
         self.backend = backend
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     from bigram.core.errors import BigramError
 
     try:
-        rv = app(args=argv, prog_name="bigram", standalone_mode=False)
+        rv = command().main(args=argv, prog_name="bigram", standalone_mode=False)
     except BigramError as e:
         print(f"{getattr(e, 'prefix', 'error')}: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
@@ -81,6 +82,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {e.strerror or e}{where}; check the path, its permissions and free space", file=sys.stderr)
         sys.exit(2)
     sys.exit(rv if isinstance(rv, int) else 0)  # typer returns Exit's code (--help, --version, Ctrl-C: 130)
+
+
+def command():
+    """The click command behind `app`, with the root's options accepted after every command too."""
+    from typer.main import get_command
+
+    from bigram.cli.rootopts import share_root_options
+
+    cmd = get_command(app)
+    share_root_options(cmd)
+    return cmd
 
 
 def _usage_error(e: Exception) -> int:
