@@ -60,8 +60,16 @@ def main(argv: list[str] | None = None) -> None:
     A BigramError prints its message and exits with its code (2; 130/143 for
     an interrupted run). typer's usage errors (an unknown option, `--steps
     abc`) are made one line too, still exit code 2; `--help` and `--version`
-    exit 0 as usual.
+    exit 0 as usual. Output never raises either (cli/streams.py): what the
+    console cannot encode is escaped, a closed or broken stdout is survived.
     """
+    from bigram.cli.streams import guarded
+
+    with guarded():
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     from bigram.core.errors import BigramError
 
     try:
