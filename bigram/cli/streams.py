@@ -65,7 +65,7 @@ class _Bytes(io.RawIOBase):
             self.dropped += n
         elif not self.broken:
             try:
-                self.buffer.write(b)
+                _write_all(self.buffer, b)
                 self.buffer.flush()
             except BrokenPipeError:
                 self.broken = True
@@ -75,6 +75,14 @@ class _Bytes(io.RawIOBase):
     def close(self) -> None:  # the original stream belongs to the interpreter: never close it
         self.flush()
         super().close()
+
+
+def _write_all(buffer, b) -> None:
+    """All of `b`: under PYTHONUNBUFFERED the buffer is a raw FileIO, which may take part of it."""
+    view = memoryview(b)
+    while view:
+        n = buffer.write(view)
+        view = view[len(view) if n is None else n:]
 
 
 def _to_devnull(fd: int | None) -> None:
