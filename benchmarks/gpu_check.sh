@@ -41,7 +41,7 @@ if [ "$DEV" = cuda ] && grep -q SKIPPED "$TMP/pytest.txt"; then echo "FAIL: a CU
 echo "== 2. train 3000 steps: $DEV vs cpu (torch backend, same seed)"
 for dev in "$DEV" cpu; do
   start=$(date +%s.%N)
-  timeout 120 "${BIGRAM[@]}" --backend torch --device "$dev" train --data "$DATA" --steps 3000 --sample 0 --json \
+  timeout 120 "${BIGRAM[@]}" --backend torch --device "$dev" train --data "$DATA" --steps 3000 --max-new-tokens 0 --json \
     --out "$TMP/ck-$dev" 2>"$TMP/train-$dev.err" >"$TMP/train-$dev.json"
   end=$(date +%s.%N)
   "$PY" - "$dev" "$start" "$end" "$TMP/train-$dev.json" <<'PYEOF'
@@ -65,14 +65,14 @@ same_loss "$DEV vs cpu" "$TMP/train-$DEV.json" "$TMP/train-cpu.json"
 
 echo "== 3. prepare + train --data DIR on $DEV"
 "${BIGRAM[@]}" data prepare "$DATA" --out "$TMP/tokens"
-timeout 120 "${BIGRAM[@]}" --backend torch --device "$DEV" train --data "$TMP/tokens" --steps 3000 --sample 0 --json \
+timeout 120 "${BIGRAM[@]}" --backend torch --device "$DEV" train --data "$TMP/tokens" --steps 3000 --max-new-tokens 0 --json \
   --out "$TMP/ck-dir" 2>/dev/null >"$TMP/train-dir.json"
 same_loss "prepared DIR vs text file on $DEV" "$TMP/train-dir.json" "$TMP/train-$DEV.json"
 
 echo "== 4. torchrun: nccl on cuda (one rank per GPU), gloo on cpu"
 NPROC=$("$PY" -c "import torch; print(torch.cuda.device_count() if '$DEV' == 'cuda' else 2)")
 timeout 150 "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m bigram --backend torch \
-  --device "$DEV" train --distributed --data "$TMP/tokens" --steps 1000 --batch-size $((32 * NPROC)) --sample 0 \
+  --device "$DEV" train --distributed --data "$TMP/tokens" --steps 1000 --batch-size $((32 * NPROC)) --max-new-tokens 0 \
   --json --out "$TMP/ck-ddp"
 
 echo "== 5. bigram check / bench (where they exist)"

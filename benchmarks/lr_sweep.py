@@ -46,7 +46,7 @@ def main() -> int:
             for seed in args.seeds.split(","):
                 out = Path(tmp) / f"run{i}-{seed}"  # a fresh dir: a run never appends to another's metrics
                 argv = ["--backend", args.backend, "train", "--lr", str(lr), "--lr-schedule", schedule,
-                        "--steps", str(steps), "--seed", seed, "--eval-interval", "50", "--sample", "0",
+                        "--steps", str(steps), "--seed", seed, "--eval-interval", "50", "--max-new-tokens", "0",
                         "--out", str(out), "--json"]
                 code, stdout = run(argv + (["--data", args.data] if args.data else []))
                 if code != 0:

@@ -72,7 +72,7 @@ def main() -> None:
         write_corpus(corpus, args.mb)
         with open(corpus, "rb") as f, open(tmp / "small.txt", "wb") as g:
             g.write(f.read(30_000))
-        train_args = ["--steps", str(args.steps), "--sample", "0", "--out", str(tmp / "ck")]
+        train_args = ["--steps", str(args.steps), "--max-new-tokens", "0", "--out", str(tmp / "ck")]
         stages = [("prepare", bigram + ["data", "prepare", str(corpus), "--out", str(tmp / "d")])]
         for b in args.backends.split(","):
             run = bigram + ["--backend", b, "--device", "cpu", "train", "--data"]

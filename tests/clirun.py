@@ -41,7 +41,7 @@ def small_text(shakespeare_path: Path, n: int = 3000) -> str:
 def train_checkpoint(out: Path, data: Path, *extra: str, backend: str = "numpy", steps: int = 2) -> Path:
     """A small trained checkpoint, made through the CLI itself."""
     code, _, err = run_cli(["--backend", backend, "train", "--data", data, "--steps", steps, "--out", out,
-                            "--sample", "0", *extra])
+                            "--max-new-tokens", "0", *extra])
     assert code == 0, err
     return out
 

@@ -55,9 +55,9 @@ class Case:
 
 
 NP = ["--backend", "numpy"]
-TRAIN = [*NP, "train", "--data", "{data}", "--steps", "2", "--out", "{tmp}/out", "--sample", "0"]
+TRAIN = [*NP, "train", "--data", "{data}", "--steps", "2", "--out", "{tmp}/out", "--max-new-tokens", "0"]
 GEN = [*NP, "generate", "--checkpoint", "{ckpt}", "--max-new-tokens", "5"]
-RESUME = [*NP, "train", "--resume", "{ckpt}", "--data", "{data}", "--sample", "0"]
+RESUME = [*NP, "train", "--resume", "{ckpt}", "--data", "{data}", "--max-new-tokens", "0"]
 
 
 def train_with(*opts: str) -> list[str]:
@@ -126,6 +126,16 @@ def shuffled_same_vocab(ws):
     ws.data.write_text(text[len(text) // 2 :] + text[: len(text) // 2], encoding="utf-8")
 
 
+def prepared(kind: str):
+    """Setup: {tmp}/prepared, the small corpus through `bigram data prepare --tokenizer KIND`."""
+
+    def setup(ws):
+        code, _, err = run_cli(["data", "prepare", str(ws.data), "--out", str(ws.tmp / "prepared"), "--tokenizer", kind])
+        assert code == 0, err
+
+    return setup
+
+
 def serve(body: Callable[[Workspace], bytes]):
     """Setup: no cached copy, and $BIGRAM_DATA_URL pointing at a local server that sends `body`."""
 
@@ -184,7 +194,7 @@ def prepared_with_link(ws):
     (ws.tmp / "p" / "vocab.json").symlink_to(ws.tmp / "p2" / "vocab.json")
 
 
-DL_TRAIN = [*NP, "train", "--steps", "2", "--out", "{tmp}/out", "--sample", "0"]
+DL_TRAIN = [*NP, "train", "--steps", "2", "--out", "{tmp}/out", "--max-new-tokens", "0"]
 
 CASES = [
     # corpus
@@ -281,6 +291,16 @@ CASES = [
          setup=ckpt_then(link_in_checkpoint("plot.png"))),
     Case("prepared-file-link", "a prepared directory's file is a symbolic link", train_with("--data", "{tmp}/p"),
          "is a symbolic link", setup=prepared_with_link),
+    # one name per meaning, and tokenizers (issue 11)
+    Case("max-new-tokens-negative", "`--max-new-tokens` < 0 for train's sample", train_with("--max-new-tokens", "-1"),
+         "--max-new-tokens must be >= 0"),
+    Case("sample-and-max-new-tokens", "the old `--sample` and `--max-new-tokens` disagree",
+         train_with("--max-new-tokens", "7", "--sample", "5"), "give it once, as --max-new-tokens"),
+    Case("tokenizer-other-than-prepared", "`--tokenizer` differs from the prepared DIR's",
+         [*NP, "fit", "--data", "{tmp}/prepared", "--tokenizer", "char", "--out", "{tmp}/fit"],
+         "prepared with the byte tokenizer", setup=prepared("byte")),
+    Case("plot-out-directory", "`plot --out` names a directory", [*NP, "plot", "--checkpoint", "{ckpt}", "--out", "{tmp}"],
+         "names the image file to write", setup=ckpt_then()),
     # download
     Case("download-wrong-sha256", "the downloaded corpus has the wrong sha256", DL_TRAIN, "it was not kept",
          setup=serve(lambda ws: b"not tiny shakespeare\n" * 100), after=bad_file_not_kept),

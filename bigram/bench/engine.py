@@ -363,7 +363,7 @@ print("BENCH " + json.dumps({{"maxrss_kb": peak_kb, "torch_imported": "torch" in
 _OURS_RSS = """
 from bigram.cli.app import main
 try:
-    main(["--backend", "numpy", "train", "--data", {data!r}, "--out", {out!r}, "--sample", "0", "--steps", "{steps}"])
+    main(["--backend", "numpy", "train", "--data", {data!r}, "--out", {out!r}, "--max-new-tokens", "0", "--steps", "{steps}"])
 except SystemExit as e:
     if e.code:
         raise

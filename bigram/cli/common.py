@@ -94,7 +94,7 @@ def finish_run(result, model, corpus, *, backend: str, steps: int, seed: int, ma
 
 def check_generation_options(max_new_tokens: int, temperature: float, top_k: int | None) -> None:
     if max_new_tokens < 0:
-        raise BigramError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
+        raise BigramError(f"--max-new-tokens must be >= 0, got {max_new_tokens}; 0 samples nothing")
     if not math.isfinite(temperature) or temperature < 0:
         raise BigramError(f"--temperature must be a finite number >= 0, got {temperature}; 1.0 samples the model as is")
     if top_k is not None and top_k < 1:
