@@ -20,7 +20,6 @@ DEFAULT_MAX_NEW_TOKENS = 500  # train's sample and generate's text: one option, 
 # One dtype rule for every command: float32, the dtype checkpoints are trained,
 # saved and sampled in. float64 is opt-in (`check --dtype float64` holds the
 # backends to 1e-12 instead of float32's 1e-6..1e-3).
-DTYPES = ("float32", "float64")
 DEFAULT_DTYPE = "float32"
 
 # Learning-rate schedules (bigram/core/schedule.py). Cosine decays from --lr to
