@@ -78,7 +78,7 @@ def test_device_batching_trains_like_host_batching_on_cpu(device, shakespeare):
 @needs_cuda
 def test_cli_trains_on_cuda(tmp_path, shakespeare_path):
     out = subprocess.run([sys.executable, "-m", "bigram", "--backend", "torch", "--device", "cuda", "train",
-                          "--data", str(shakespeare_path), "--steps", "200", "--sample", "0", "--json",
+                          "--data", str(shakespeare_path), "--steps", "200", "--max-new-tokens", "0", "--json",
                           "--out", str(tmp_path / "ck")], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)

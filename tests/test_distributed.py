@@ -76,7 +76,7 @@ def two_ranks(small_dir, shakespeare_path, tmp_path_factory):
     prepare(shakespeare_path, tmp / "ts")
     train_args = ["--backend", "torch", "--device", "cpu", "train", "--distributed", "--data", str(small_dir),
                   "--steps", str(STEPS), "--batch-size", str(BATCH), "--dtype", "float64", "--eval-interval", "10",
-                  "--sample", "0", "--json", "--out", str(tmp / "ck")]
+                  "--max-new-tokens", "0", "--json", "--out", str(tmp / "ck")]
     proc = _torchrun([str(ROOT / "tests" / "dist_worker.py"), str(tmp / "ts"), str(tmp / "c.npz"), "--"]
                      + train_args, tmp)
     return tmp, proc

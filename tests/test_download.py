@@ -11,7 +11,7 @@ from bigram.core.data import TINY_SHAKESPEARE_NAME, TINY_SHAKESPEARE_SHA256, sha
 
 def test_download_is_cached_and_reused(tmp_path, shakespeare_path):
     cache = Path(os.environ["BIGRAM_CACHE_DIR"])
-    argv = ["--backend", "numpy", "train", "--steps", 1, "--out", tmp_path / "out", "--sample", 0]
+    argv = ["--backend", "numpy", "train", "--steps", 1, "--out", tmp_path / "out", "--max-new-tokens", 0]
     with serve_bytes(Path(shakespeare_path).read_bytes()) as url, env(BIGRAM_DATA_URL=url):
         code, _, err = run_cli(argv)
     assert code == 0, err
@@ -32,6 +32,6 @@ def test_wrong_bytes_in_cache_are_replaced(tmp_path, shakespeare_path):
     cache.mkdir(parents=True)
     (cache / TINY_SHAKESPEARE_NAME).write_text("First Citizen:\n")
     with serve_bytes(Path(shakespeare_path).read_bytes()) as url, env(BIGRAM_DATA_URL=url):
-        code, _, err = run_cli(["--backend", "numpy", "train", "--steps", 1, "--out", tmp_path / "o", "--sample", 0])
+        code, _, err = run_cli(["--backend", "numpy", "train", "--steps", 1, "--out", tmp_path / "o", "--max-new-tokens", 0])
     assert code == 0, err
     assert sha256_file(cache / TINY_SHAKESPEARE_NAME) == TINY_SHAKESPEARE_SHA256

@@ -221,7 +221,7 @@ def test_cli_train_method_textbook(tmp_path, shakespeare_path):
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--backend", "numpy", "train", "--data", str(shakespeare_path), "--steps", "20", "--eval-interval", "10",
-              "--method", "textbook", "--out", str(tmp_path / "o"), "--sample", "0"])
+              "--method", "textbook", "--out", str(tmp_path / "o"), "--max-new-tokens", "0"])
     assert exit_info.value.code in (0, None)
     import json
 

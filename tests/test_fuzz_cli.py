@@ -127,7 +127,7 @@ def test_fuzz_corpus_bytes(base, body, block, steps):
     try:
         (tmp / "c.txt").write_bytes(body)
         check_clean(["--backend", "numpy", "train", "--data", str(tmp / "c.txt"), "--block-size", str(block),
-                     "--batch-size", "2", "--steps", str(steps), "--out", str(tmp / "out"), "--sample", "5",
+                     "--batch-size", "2", "--steps", str(steps), "--out", str(tmp / "out"), "--max-new-tokens", "5",
                      "--save-interval", "1"])
         RAN["corpus"] += 1
     finally:
@@ -138,7 +138,7 @@ def _commands(tmp: Path) -> list[list[str]]:
     ck, data = str(tmp / "ck"), str(tmp / "small.txt")
     return [["--backend", "numpy", "generate", "--checkpoint", ck, "--max-new-tokens", "5", "--prompt", "Th"],
             ["vocab", "--checkpoint", ck],
-            ["train", "--resume", ck, "--data", data, "--steps", "1", "--sample", "3"]]
+            ["train", "--resume", ck, "--data", data, "--steps", "1", "--max-new-tokens", "3"]]
 
 
 @settings(max_examples=EXAMPLES["checkpoint_bytes"], suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

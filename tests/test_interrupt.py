@@ -39,7 +39,7 @@ def test_signal_saves_last_completed_step(sig, code, tmp_path, shakespeare_path)
     data, out = tmp_path / "small.txt", tmp_path / "out"
     data.write_text(small_text(shakespeare_path))
     argv = ["--backend", "numpy", "train", "--data", data, "--steps", 10**7, "--save-interval", 100,
-            "--eval-interval", 10**6, "--out", out, "--sample", 0]
+            "--eval-interval", 10**6, "--out", out, "--max-new-tokens", 0]
     p = _start(argv, out)
     time.sleep(0.3)
     p.send_signal(sig)
@@ -57,9 +57,9 @@ def test_signal_saves_last_completed_step(sig, code, tmp_path, shakespeare_path)
         ref = tmp_path / "ref"
         # the interrupted run's cosine schedule decays over its --steps: the reference must too
         ref_argv = ["--backend", "numpy", "train", "--data", data, "--steps", k + 7, "--decay-steps", 10**7,
-                    "--out", ref, "--sample", 0]
+                    "--out", ref, "--max-new-tokens", 0]
         assert run_cli(ref_argv)[0] == 0
-        code2, _, err2 = run_cli(["train", "--resume", out, "--data", data, "--steps", 7, "--sample", 0])
+        code2, _, err2 = run_cli(["train", "--resume", out, "--data", data, "--steps", 7, "--max-new-tokens", 0])
         assert code2 == 0, err2
         assert _weights(out) == _weights(ref)
 
@@ -68,7 +68,7 @@ def test_nonfinite_loss_keeps_last_good_checkpoint(tmp_path, shakespeare_path):
     data, out = tmp_path / "small.txt", tmp_path / "out"
     data.write_text(small_text(shakespeare_path))
     code, _, err = run_cli(["--backend", "numpy", "train", "--data", data, "--steps", 100, "--lr", "1e6",
-                            "--save-interval", 2, "--out", out, "--sample", 0])
+                            "--save-interval", 2, "--out", out, "--max-new-tokens", 0])
     assert code == 2
     line = message_lines(err)[-1]
     m = re.match(r"error: (loss became \S+|the weights became non-finite) at step (\d+) with --lr 1000000.0; "
@@ -83,10 +83,10 @@ def test_nonfinite_loss_keeps_last_good_checkpoint(tmp_path, shakespeare_path):
 def test_nonfinite_without_saves_leaves_previous_checkpoint(tmp_path, shakespeare_path):
     data, out = tmp_path / "small.txt", tmp_path / "out"
     data.write_text(small_text(shakespeare_path))
-    assert run_cli(["--backend", "numpy", "train", "--data", data, "--steps", 3, "--out", out, "--sample", 0])[0] == 0
+    assert run_cli(["--backend", "numpy", "train", "--data", data, "--steps", 3, "--out", out, "--max-new-tokens", 0])[0] == 0
     before = _weights(out), json.loads((out / "config.json").read_text())
     code, _, err = run_cli(["--backend", "numpy", "train", "--data", data, "--steps", 100, "--lr", "1e6",
-                            "--out", out, "--sample", 0])
+                            "--out", out, "--max-new-tokens", 0])
     assert code == 2 and "no checkpoint was written for this run" in err
     assert (_weights(out), json.loads((out / "config.json").read_text())) == before
 
@@ -105,7 +105,7 @@ def test_save_interval_saves_every_n_steps(tmp_path, shakespeare_path, monkeypat
     data = tmp_path / "small.txt"
     data.write_text(small_text(shakespeare_path))
     code, _, err = run_cli(["--backend", "numpy", "train", "--data", data, "--steps", 10, "--save-interval", 3,
-                            "--out", tmp_path / "o", "--sample", 0])
+                            "--out", tmp_path / "o", "--max-new-tokens", 0])
     assert code == 0, err
     assert saved == [3, 6, 9, 10]
     assert load_checkpoint(tmp_path / "o").step == 10

@@ -58,10 +58,10 @@ def _kill_loop(tmp_path, data, kills, seed, old_layout):
     """Run, kill -9, check, resume, ...; returns (kills that hit a save in progress, steps seen)."""
     out = tmp_path / "out"
     first = ["--backend", "numpy", "train", "--data", data, "--steps", 3, "--save-interval", 1,
-             "--eval-interval", 10**6, "--out", out, "--sample", 0]
+             "--eval-interval", 10**6, "--out", out, "--max-new-tokens", 0]
     code, _, err = run_cli(first)  # in-process: also imports everything the forked children will need
     assert code == 0, err
-    again = ["train", "--resume", out, "--data", data, "--steps", 10**7, "--save-interval", 1, "--sample", 0]
+    again = ["train", "--resume", out, "--data", data, "--steps", 10**7, "--save-interval", 1, "--max-new-tokens", 0]
     rng = random.Random(seed)
     ctx = multiprocessing.get_context("fork")
     mid_save, steps = 0, [load_checkpoint(out).step]
@@ -100,7 +100,7 @@ def test_kill_9_during_saves(old_layout, tmp_path, shakespeare_path):
     assert len(steps) == kills + 1 and steps[-1] > steps[0]  # the run made progress between kills
     assert mid_save >= kills // 5, f"only {mid_save} of {kills} kills hit a save (seed {seed})"
     # The run goes on, and sweeps away the dead children's half-written entries: only bigram's files remain.
-    code, _, err = run_cli(["train", "--resume", tmp_path / "out", "--data", data, "--steps", 1, "--sample", 0])
+    code, _, err = run_cli(["train", "--resume", tmp_path / "out", "--data", data, "--steps", 1, "--max-new-tokens", 0])
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "config.json", "metrics.jsonl", "model.safetensors", "optimizer.safetensors"]

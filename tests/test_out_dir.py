@@ -60,7 +60,7 @@ def snapshot(root: Path, skip=frozenset()) -> dict:
 
 
 def train_args(data: Path, out, *extra) -> list:
-    return [*NP, "train", "--data", data, "--steps", 4, "--eval-interval", 2, "--out", out, "--sample", 0, *extra]
+    return [*NP, "train", "--data", data, "--steps", 4, "--eval-interval", 2, "--out", out, "--max-new-tokens", 0, *extra]
 
 
 # -- refused before training ----------------------------------------------------------------------
@@ -84,7 +84,7 @@ REFUSED = [
     ("dangling-link", ".", lambda t, data: train_args(data, t / "dangling"), "dangling"),
     ("fit-into-user-dir", ".", lambda t, data: [*NP, "fit", "--data", data, "--out", t / "d"], "d"),
     ("resume-into-user-dir", ".", lambda t, data: [*NP, "train", "--resume", t / "ck", "--data", data,
-                                                    "--steps", 2, "--out", t / "d", "--sample", 0], "d"),
+                                                    "--steps", 2, "--out", t / "d", "--max-new-tokens", 0], "d"),
 ]
 
 
@@ -117,13 +117,13 @@ WORKS = [
     ("dotdot-from-a-subdir-of-the-checkpoint", "ck/sub", lambda t, data: train_args(data, ".."), "ck", 4),
     ("link-to-checkpoint", ".", lambda t, data: train_args(data, t / "cklink"), "ck", 4),
     ("link-to-empty-dir", ".", lambda t, data: train_args(data, t / "emptylink"), "empty", 4),
-    ("resume-dot", "ck", lambda t, data: [*NP, "train", "--resume", ".", "--data", data, "--steps", 3, "--sample", 0],
+    ("resume-dot", "ck", lambda t, data: [*NP, "train", "--resume", ".", "--data", data, "--steps", 3, "--max-new-tokens", 0],
      "ck", 5),
     ("resume-dot-save-interval", "ck", lambda t, data: [*NP, "train", "--resume", ".", "--data", data, "--steps", 5,
-                                                        "--save-interval", 1, "--sample", 0], "ck", 7),
+                                                        "--save-interval", 1, "--max-new-tokens", 0], "ck", 7),
     ("save-interval-dot-in-checkpoint", "ck", lambda t, data: train_args(data, ".", "--save-interval", 1), "ck", 4),
     ("resume-through-link", ".", lambda t, data: [*NP, "train", "--resume", t / "cklink", "--data", data, "--steps", 3,
-                                                  "--save-interval", 2, "--sample", 0], "ck", 5),
+                                                  "--save-interval", 2, "--max-new-tokens", 0], "ck", 5),
 ]
 
 
@@ -184,7 +184,7 @@ def test_user_entries_keep_inode_owner_and_links(tmp_path, data):
     code, _, err = run_cli(train_args(data, plain))
     assert code == 2 and "not a bigram checkpoint" in err
     runs = [train_args(data, ck),  # a fresh run replacing the checkpoint
-            [*NP, "train", "--resume", ck, "--data", data, "--steps", 3, "--save-interval", 1, "--sample", 0],
+            [*NP, "train", "--resume", ck, "--data", data, "--steps", 3, "--save-interval", 1, "--max-new-tokens", 0],
             [*NP, "fit", "--data", data, "--out", ck],
             [*NP, "generate", "--checkpoint", ck, "--max-new-tokens", 5]]
     for argv in runs:
@@ -226,7 +226,7 @@ FIRST = {"train": lambda t, data: train_args(data, t / "ck"),
 AGAIN = {"train": (lambda t, data: train_args(data, t / "ck"), [0, 2, 4]),
          "fit": (lambda t, data: [*NP, "fit", "--data", data, "--out", t / "ck"], [0]),
          "resume-another-run-into-it": (lambda t, data: [*NP, "train", "--resume", t / "other", "--data", data,
-                                                         "--steps", 2, "--out", t / "ck", "--sample", 0], [0, 2, 4])}
+                                                         "--steps", 2, "--out", t / "ck", "--max-new-tokens", 0], [0, 2, 4])}
 
 
 @pytest.mark.parametrize("again", list(AGAIN))
@@ -244,7 +244,7 @@ def test_a_fresh_run_into_a_checkpoint_starts_a_fresh_metrics_file(first, again,
 
 def test_resume_continues_the_metrics_and_says_nothing_of_replacing(tmp_path, data):
     ck = train_checkpoint(tmp_path / "ck", data, "--steps", "4", "--eval-interval", "2", "--decay-steps", "8")
-    code, _, err = run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 4, "--sample", 0])
+    code, _, err = run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 4, "--max-new-tokens", 0])
     assert code == 0 and "replaces" not in err
     assert _steps(ck) == [0, 2, 4, 6, 8]
 
@@ -253,7 +253,7 @@ def test_a_fresh_run_that_dies_before_saving_leaves_the_old_checkpoint_and_its_m
     ck = train_checkpoint(tmp_path / "ck", data, "--steps", "4", "--eval-interval", "2")
     before = {p.name: p.read_bytes() for p in ck.iterdir()}
     code, _, err = run_cli([*NP, "train", "--data", data, "--steps", 100, "--lr", "1e6", "--eval-interval", 1,
-                            "--out", ck, "--sample", 0])
+                            "--out", ck, "--max-new-tokens", 0])
     assert code == 2 and "no checkpoint was written for this run" in err
     assert {p.name: p.read_bytes() for p in ck.iterdir()} == before
 
@@ -283,7 +283,7 @@ def test_a_checkpoint_in_the_old_layout_loads_resumes_and_is_upgraded(tmp_path, 
     user = snapshot(ck, skip=OWN)
     assert run_cli([*NP, "generate", "--checkpoint", ck, "--max-new-tokens", 5])[0] == 0
     assert load_checkpoint(ck).step == 4 and "save_id" not in load_checkpoint(ck).config
-    code, _, err = run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 4, "--sample", 0])
+    code, _, err = run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 4, "--max-new-tokens", 0])
     assert code == 0, err
     ck2 = load_checkpoint(ck)
     assert ck2.step == 8 and isinstance(ck2.config["save_id"], str) and _steps(ck) == [0, 2, 4, 6, 8]
@@ -343,7 +343,7 @@ def test_a_save_killed_while_installing_is_read_from_its_stage_and_finished_by_t
 
     ck = train_checkpoint(tmp_path / "ck", data, "--steps", "4", "--decay-steps", "8")
     old = {p.name: p.read_bytes() for p in ck.iterdir()}
-    assert run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 2, "--sample", 0])[0] == 0
+    assert run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 2, "--max-new-tokens", 0])[0] == 0
     new = {p.name: p.read_bytes() for p in ck.iterdir()}
     stage = ck / ".bigram-save"
     stage.mkdir()
@@ -360,6 +360,6 @@ def test_a_save_killed_while_installing_is_read_from_its_stage_and_finished_by_t
     stage.mkdir()
     for name in ("model.safetensors", "optimizer.safetensors", "config.json"):
         (stage / name).write_bytes(new[name])
-    code, _, err = run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 2, "--sample", 0])
+    code, _, err = run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 2, "--max-new-tokens", 0])
     assert code == 0 and "resuming" in err and "at step 6" in err, err
     assert not stage.exists() and load_checkpoint(ck).step == 8

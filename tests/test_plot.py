@@ -27,7 +27,7 @@ def trained(tmp_path_factory, shakespeare_path):
     d = tmp_path_factory.mktemp("run") / "ck"
     with pytest.raises(SystemExit) as e:
         main(["-b", "numpy", "train", "--data", str(shakespeare_path), "--steps", "200", "--eval-interval", "50",
-              "--sample", "0", "--out", str(d), "--json"])
+              "--max-new-tokens", "0", "--out", str(d), "--json"])
     assert e.value.code in (0, None)
     return d
 

@@ -48,7 +48,7 @@ def test_training_works_beside_broken_plugins(broken_plugins, tmp_path, shakespe
     data = tmp_path / "small.txt"
     data.write_text(small_text(shakespeare_path))
     code, _, err = run_cli(["--backend", "numpy", "train", "--data", data, "--steps", 2, "--out", tmp_path / "o",
-                            "--sample", 0])
+                            "--max-new-tokens", 0])
     assert code == 0, err
     assert "Traceback" not in err
     # each broken plugin is reported once per command, however often the command asks for its backend

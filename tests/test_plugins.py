@@ -63,7 +63,7 @@ def test_fake_backend_is_listed(fake_plugin, capsys):
 
 def test_fake_backend_is_usable_with_backend_option(fake_plugin, capsys, small_text, tmp_path):
     code, out, err = cli(capsys, "--backend", "fake", "train", "--data", str(small_text), "--steps", "5",
-                         "--block-size", "4", "--out", str(tmp_path / "ck"), "--sample", "0", "--json")
+                         "--block-size", "4", "--out", str(tmp_path / "ck"), "--max-new-tokens", "0", "--json")
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     assert result["backend"] == "fake" and result["steps"] == 5

@@ -96,14 +96,14 @@ def test_cli_prepare_then_train_on_the_directory(tmp_path, shakespeare_path):
     summary = json.loads(out)
     assert summary["train_tokens"] == 18_000 and "token_counts" not in summary
     rc = run_cli(["--backend", "numpy", "train", "--data", str(tmp_path / "d"), "--steps", "20",
-                  "--sample", "0", "--json", "--out", str(tmp_path / "ck")])[0]
+                  "--max-new-tokens", "0", "--json", "--out", str(tmp_path / "ck")])[0]
     assert rc == 0
     ref = Corpus.load(small)
     cfg = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert cfg["corpus"]["sha256"] == ref.sha256 and cfg["tokenizer"] == ref.tokenizer.to_json()
     assert run_cli(["data", "prepare", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "d")])[0] == 2
     rc = run_cli(["--backend", "numpy", "train", "--data", str(small), "--tokenizer", "byte", "--steps", "5",
-                  "--sample", "20", "--out", str(tmp_path / "ckb")])[0]
+                  "--max-new-tokens", "20", "--out", str(tmp_path / "ckb")])[0]
     assert rc == 0 and json.loads((tmp_path / "ckb" / "config.json").read_text())["tokenizer"] == {"kind": "byte"}
     code, out, _ = run_cli(["vocab", "--checkpoint", str(tmp_path / "ckb")])
     assert code == 0 and out.splitlines()[-1] == "255\t0xff"

@@ -18,7 +18,7 @@ BACKENDS = ["numpy", "torch"]
 def _train(backend, data, out, *opts):
     """Always on CPU: bit identity is promised there (CUDA's scatter-add may sum in any order)."""
     code, _, err = run_cli(["--backend", backend, "--device", "cpu", "train", "--data", data, "--out", out,
-                            "--sample", "0", *opts])
+                            "--max-new-tokens", "0", *opts])
     assert code == 0, err
     return err
 
@@ -77,7 +77,7 @@ def test_a_byte_tokenizer_run_resumes_exactly(tmp_path, shakespeare_path):
 def test_resume_refuses_flags_it_cannot_honour(flag, tmp_path, shakespeare_path):
     _train("numpy", shakespeare_path, tmp_path / "ck", "--steps", "5")
     code, _, err = run_cli(["--backend", "numpy", "train", "--resume", tmp_path / "ck", "--data", shakespeare_path,
-                            "--sample", "0", *flag])
+                            "--max-new-tokens", "0", *flag])
     assert code == 2 and err.startswith("error:") and flag[0] in err and err.count("\n") == 1
 
 
@@ -170,7 +170,7 @@ def test_a_checkpoint_from_before_schedules_resumes_at_a_constant_lr(tmp_path, s
 def test_resume_refuses_another_schedule(tmp_path, shakespeare_path):
     _train("numpy", shakespeare_path, tmp_path / "ck", "--steps", "5")
     code, _, err = run_cli(["--backend", "numpy", "train", "--resume", tmp_path / "ck", "--data", shakespeare_path,
-                            "--sample", "0", "--lr-schedule", "constant"])
+                            "--max-new-tokens", "0", "--lr-schedule", "constant"])
     assert code == 2 and err.startswith("error: --lr-schedule constant differs") and err.count("\n") == 1
 
 
@@ -182,7 +182,7 @@ def test_a_bad_saved_schedule_is_the_checkpoints_fault(tmp_path, shakespeare_pat
     cfg["train"]["min_lr"] = -1.0
     (ck / "config.json").write_text(json.dumps(cfg))
     code, _, err = run_cli(["--backend", "numpy", "train", "--resume", ck, "--data", shakespeare_path,
-                            "--sample", "0", "--steps", "2"])
+                            "--max-new-tokens", "0", "--steps", "2"])
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"error: checkpoint {ck} cannot be resumed: config.json's 'train' is invalid (min_lr must")
     assert "--min-lr" not in err

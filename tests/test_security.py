@@ -90,7 +90,7 @@ def test_config_paths_are_never_opened(tmp_path, shakespeare_path):
     runs = [
         ["--backend", "numpy", "generate", "--checkpoint", ck, "--max-new-tokens", 3],
         ["vocab", "--checkpoint", ck],
-        ["train", "--resume", ck, "--data", data, "--steps", 2, "--sample", 3],
+        ["train", "--resume", ck, "--data", data, "--steps", 2, "--max-new-tokens", 3],
         ["train", "--resume", ck, "--steps", 1, "--save-interval", 1],  # no --data: Tiny Shakespeare, not source
     ]
     cache = Path(os.environ["BIGRAM_CACHE_DIR"])  # the default corpus, cached (conftest isolates the cache)

@@ -20,7 +20,7 @@ def bigram(*args, check=True):
 def trained(tmp_path_factory, shakespeare_path):
     out = tmp_path_factory.mktemp("ckpt") / "run"
     proc = bigram("--backend", "torch", "train", "--data", str(shakespeare_path), "--steps", "400",
-                  "--eval-interval", "200", "--out", str(out), "--json", "--sample", "50")
+                  "--eval-interval", "200", "--out", str(out), "--json", "--max-new-tokens", "50")
     return out, json.loads(proc.stdout)
 
 
@@ -81,7 +81,7 @@ def test_unknown_prompt_character_is_one_line_and_exit_2(trained):
 
 def test_numpy_train_and_version_and_backends(tmp_path, shakespeare_path):
     proc = bigram("--backend", "numpy", "train", "--data", str(shakespeare_path), "--steps", "50",
-                  "--out", str(tmp_path / "np"), "--sample", "0", "--json")
+                  "--out", str(tmp_path / "np"), "--max-new-tokens", "0", "--json")
     assert json.loads(proc.stdout)["backend"] == "numpy"
     assert bigram("--version").stdout.startswith("bigram ")
     listed = json.loads(bigram("backends", "--json").stdout)
@@ -93,7 +93,7 @@ def test_train_without_data_uses_the_cache(tmp_path, shakespeare_path, monkeypat
     cache.mkdir()
     (cache / "tinyshakespeare.txt").write_bytes(shakespeare_path.read_bytes())
     monkeypatch.setenv("BIGRAM_CACHE_DIR", str(cache))
-    proc = bigram("--backend", "numpy", "train", "--steps", "10", "--out", str(tmp_path / "o"), "--sample", "0",
+    proc = bigram("--backend", "numpy", "train", "--steps", "10", "--out", str(tmp_path / "o"), "--max-new-tokens", "0",
                   "--json")
     assert json.loads(proc.stdout)["steps"] == 10
 

@@ -66,38 +66,38 @@ CASES = [
     ("plot.png-to-victim/plot", lambda w: w.link(w.ck / "plot.png", w.victim),
      lambda w: [*NP, "plot", "--checkpoint", w.ck], "ck/plot.png", "symbolic link"),
     ("metrics-to-victim/fresh-train", lambda w: w.link(w.ck / "metrics.jsonl", w.victim),
-     lambda w: [*NP, "train", "--data", w.data, "--steps", 2, "--out", w.ck, "--sample", 0], "ck/metrics.jsonl",
+     lambda w: [*NP, "train", "--data", w.data, "--steps", 2, "--out", w.ck, "--max-new-tokens", 0], "ck/metrics.jsonl",
      "symbolic link"),
     ("metrics-to-another-run/resume", lambda w: w.link(w.ck / "metrics.jsonl", w.other / "metrics.jsonl"),
-     lambda w: [*NP, "train", "--resume", w.ck, "--data", w.data, "--steps", 2, "--sample", 0], "ck/metrics.jsonl",
+     lambda w: [*NP, "train", "--resume", w.ck, "--data", w.data, "--steps", 2, "--max-new-tokens", 0], "ck/metrics.jsonl",
      "symbolic link"),
     ("metrics-to-another-run/plot", lambda w: w.link(w.ck / "metrics.jsonl", w.other / "metrics.jsonl"),
      lambda w: [*NP, "plot", "--checkpoint", w.ck], "ck/metrics.jsonl", "symbolic link"),
     ("metrics-fifo/resume", lambda w: _fifo(w.ck / "metrics.jsonl"),
-     lambda w: [*NP, "train", "--resume", w.ck, "--data", w.data, "--steps", 2, "--sample", 0], "ck/metrics.jsonl",
+     lambda w: [*NP, "train", "--resume", w.ck, "--data", w.data, "--steps", 2, "--max-new-tokens", 0], "ck/metrics.jsonl",
      "FIFO"),
     ("model-to-another-run/generate", lambda w: w.link(w.ck / "model.safetensors", w.other / "model.safetensors"),
      lambda w: [*NP, "generate", "--checkpoint", w.ck, "--max-new-tokens", 5], "ck/model.safetensors",
      "symbolic link"),
     ("optimizer-to-another-run/resume",
      lambda w: w.link(w.ck / "optimizer.safetensors", w.other / "optimizer.safetensors"),
-     lambda w: [*NP, "train", "--resume", w.ck, "--data", w.data, "--steps", 2, "--sample", 0],
+     lambda w: [*NP, "train", "--resume", w.ck, "--data", w.data, "--steps", 2, "--max-new-tokens", 0],
      "ck/optimizer.safetensors", "symbolic link"),
     ("config-to-another-run/vocab", lambda w: w.link(w.ck / "config.json", w.other / "config.json"),
      lambda w: ["vocab", "--checkpoint", w.ck], "ck/config.json", "symbolic link"),
     ("config-to-another-run/train-into-it", lambda w: w.link(w.ck / "config.json", w.other / "config.json"),
-     lambda w: [*NP, "train", "--data", w.data, "--steps", 2, "--out", w.ck, "--sample", 0], "ck/config.json",
+     lambda w: [*NP, "train", "--data", w.data, "--steps", 2, "--out", w.ck, "--max-new-tokens", 0], "ck/config.json",
      "symbolic link"),
     ("save-stage-to-another-run/generate", lambda w: w.link(w.ck / ".bigram-save", w.other),
      lambda w: [*NP, "generate", "--checkpoint", w.ck, "--max-new-tokens", 5], "ck/.bigram-save", "symbolic link"),
     ("save-stage-to-another-run/train-into-it", lambda w: w.link(w.ck / ".bigram-save", w.other),
-     lambda w: [*NP, "train", "--data", w.data, "--steps", 2, "--out", w.ck, "--sample", 0], "ck/.bigram-save",
+     lambda w: [*NP, "train", "--data", w.data, "--steps", 2, "--out", w.ck, "--max-new-tokens", 0], "ck/.bigram-save",
      "symbolic link"),
     ("prepared-vocab-to-another/train", lambda w: w.link(w.p / "vocab.json", w.outside / "p2" / "vocab.json"),
-     lambda w: [*NP, "train", "--data", w.p, "--steps", 2, "--out", w.tmp / "o", "--sample", 0], "p/vocab.json",
+     lambda w: [*NP, "train", "--data", w.p, "--steps", 2, "--out", w.tmp / "o", "--max-new-tokens", 0], "p/vocab.json",
      "symbolic link"),
     ("prepared-train.bin-to-another/train", lambda w: w.link(w.p / "train.bin", w.outside / "p2" / "train.bin"),
-     lambda w: [*NP, "train", "--data", w.p, "--steps", 2, "--out", w.tmp / "o", "--sample", 0], "p/train.bin",
+     lambda w: [*NP, "train", "--data", w.p, "--steps", 2, "--out", w.tmp / "o", "--max-new-tokens", 0], "p/train.bin",
      "symbolic link"),
     ("prepared-val.bin-to-another/eval", lambda w: w.link(w.p / "val.bin", w.outside / "p2" / "val.bin"),
      lambda w: [*NP, "eval", "--checkpoint", w.ck, "--data", w.p], "p/val.bin", "symbolic link"),
@@ -124,7 +124,7 @@ def test_data_prepare_never_writes_through_a_planted_temporary_link(ws):
     code, _, err = run_cli(["data", "prepare", ws.data, "--out", ws.p])
     assert code == 0, err
     assert ws.state() == before
-    assert run_cli([*NP, "train", "--data", ws.p, "--steps", 2, "--out", ws.tmp / "o", "--sample", 0])[0] == 0
+    assert run_cli([*NP, "train", "--data", ws.p, "--steps", 2, "--out", ws.tmp / "o", "--max-new-tokens", 0])[0] == 0
 
 
 def test_plot_to_a_link_the_user_typed_is_refused(ws):
@@ -154,7 +154,7 @@ def test_leftovers_named_like_bigrams_temporaries_never_lead_outside(ws):
     kept.mkdir()
     (kept / "precious.txt").write_text("mine\n")
     before = ws.state()
-    code, _, err = run_cli([*NP, "train", "--resume", ws.ck, "--data", ws.data, "--steps", 2, "--sample", 0])
+    code, _, err = run_cli([*NP, "train", "--resume", ws.ck, "--data", ws.data, "--steps", 2, "--max-new-tokens", 0])
     assert code == 0, err
     assert ws.state() == before
     assert not (ws.ck / ".bigram-tmp-1-linked").is_symlink() and (kept / "precious.txt").read_text() == "mine\n"
@@ -171,7 +171,7 @@ def _cached_corpus(w: Workspace, shakespeare_path: Path) -> Path:
 
 
 def _resumed(w: Workspace) -> Path:
-    assert run_cli([*NP, "train", "--resume", w.ck, "--data", w.data, "--steps", 2, "--sample", 0])[0] == 0
+    assert run_cli([*NP, "train", "--resume", w.ck, "--data", w.data, "--steps", 2, "--max-new-tokens", 0])[0] == 0
     return w.ck / "metrics.jsonl"
 
 
@@ -228,7 +228,7 @@ def test_systems_without_nofollow_or_at_calls_still_refuse_links(ws, monkeypatch
     monkeypatch.setattr(safefs, "NOFOLLOW", 0)
     (ws.ck / "mine.txt").write_text("mine\n")
     code, _, err = run_cli([*NP, "train", "--resume", ws.ck, "--data", ws.data, "--steps", 3, "--save-interval", 1,
-                            "--sample", 0])
+                            "--max-new-tokens", 0])
     assert code == 0, err
     assert run_cli([*NP, "generate", "--checkpoint", ws.ck, "--max-new-tokens", 5])[0] == 0
     assert sorted(p.name for p in ws.ck.iterdir()) == ["config.json", "metrics.jsonl", "mine.txt",

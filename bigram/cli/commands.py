@@ -10,8 +10,8 @@ import typer
 
 from bigram.cli.app import app
 from bigram.cli.common import (
-    DTYPE_HELP, PROMPT_HELP, build_model, check_generation_options, finish_run, get_backend, print_json, renamed, sample_text,
-    state,
+    DTYPE_HELP, PROMPT_HELP, build_model, check_generation_options, finish_run, get_backend, print_json, renamed,
+    sample_text, state,
 )
 from bigram.cli.scale import TOKENIZER_HELP
 from bigram.core.defaults import (

@@ -93,8 +93,12 @@ def finish_run(result, model, corpus, *, backend: str, steps: int, seed: int, ma
 
 
 def check_generation_options(max_new_tokens: int, temperature: float, top_k: int | None) -> None:
+    from bigram.core.train import MAX_SIZE
+
     if max_new_tokens < 0:
         raise BigramError(f"--max-new-tokens must be >= 0, got {max_new_tokens}; 0 samples nothing")
+    if max_new_tokens > MAX_SIZE:  # checked before train trains, not after
+        raise BigramError(f"cannot sample {max_new_tokens} tokens; ask for at most {MAX_SIZE} with --max-new-tokens")
     if not math.isfinite(temperature) or temperature < 0:
         raise BigramError(f"--temperature must be a finite number >= 0, got {temperature}; 1.0 samples the model as is")
     if top_k is not None and top_k < 1:
@@ -123,12 +127,9 @@ def sample_text(model, tokenizer, *, prompt: str | None, max_new_tokens: int, se
     import numpy as np
 
     from bigram.core.sampling import draw_coins
-    from bigram.core.train import MAX_SIZE
 
     if not 0 <= seed < 2**64:
         raise BigramError(f"--seed must be an integer from 0 to 2**64-1, got {seed}; e.g. --seed 1337")
-    if max_new_tokens > MAX_SIZE:
-        raise BigramError(f"cannot sample {max_new_tokens} tokens; ask for at most {MAX_SIZE} with --max-new-tokens")
 
     if prompt:
         bad = tokenizer.unknown_chars(prompt) if hasattr(tokenizer, "unknown_chars") else []
