@@ -60,7 +60,8 @@ def snapshot(root: Path, skip=frozenset()) -> dict:
 
 
 def train_args(data: Path, out, *extra) -> list:
-    return [*NP, "train", "--data", data, "--steps", 4, "--eval-interval", 2, "--out", out, "--max-new-tokens", 0, *extra]
+    return [*NP, "train", "--data", data, "--steps", 4, "--eval-interval", 2, "--out", out, "--max-new-tokens", 0,
+            *extra]
 
 
 # -- refused before training ----------------------------------------------------------------------
@@ -117,8 +118,8 @@ WORKS = [
     ("dotdot-from-a-subdir-of-the-checkpoint", "ck/sub", lambda t, data: train_args(data, ".."), "ck", 4),
     ("link-to-checkpoint", ".", lambda t, data: train_args(data, t / "cklink"), "ck", 4),
     ("link-to-empty-dir", ".", lambda t, data: train_args(data, t / "emptylink"), "empty", 4),
-    ("resume-dot", "ck", lambda t, data: [*NP, "train", "--resume", ".", "--data", data, "--steps", 3, "--max-new-tokens", 0],
-     "ck", 5),
+    ("resume-dot", "ck", lambda t, data: [*NP, "train", "--resume", ".", "--data", data, "--steps", 3,
+                                          "--max-new-tokens", 0], "ck", 5),
     ("resume-dot-save-interval", "ck", lambda t, data: [*NP, "train", "--resume", ".", "--data", data, "--steps", 5,
                                                         "--save-interval", 1, "--max-new-tokens", 0], "ck", 7),
     ("save-interval-dot-in-checkpoint", "ck", lambda t, data: train_args(data, ".", "--save-interval", 1), "ck", 4),
@@ -226,7 +227,8 @@ FIRST = {"train": lambda t, data: train_args(data, t / "ck"),
 AGAIN = {"train": (lambda t, data: train_args(data, t / "ck"), [0, 2, 4]),
          "fit": (lambda t, data: [*NP, "fit", "--data", data, "--out", t / "ck"], [0]),
          "resume-another-run-into-it": (lambda t, data: [*NP, "train", "--resume", t / "other", "--data", data,
-                                                         "--steps", 2, "--out", t / "ck", "--max-new-tokens", 0], [0, 2, 4])}
+                                                         "--steps", 2, "--out", t / "ck", "--max-new-tokens", 0],
+                                        [0, 2, 4])}
 
 
 @pytest.mark.parametrize("again", list(AGAIN))

@@ -54,7 +54,7 @@ def plot(
 
     pyplot()  # a missing matplotlib is reported before any work
     out = out or checkpoint / PLOT_FILE
-    if out.is_dir():
+    if out.is_dir() and not out.is_symlink():  # a link, even to a directory, gets the link error
         raise BigramError(f"--out {out} is a directory, but --out names the image file to write; "
                           f"pass a file name, e.g. --out {out / PLOT_FILE}")
     st = state(ctx)
