@@ -157,3 +157,32 @@ def test_batcher_on_memmap_draws_the_same_batches(tmp_path, shakespeare):
         xa, ya = a.get_batch()
         xb, yb = b.get_batch()
         assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
+
+
+def _entries(d: Path) -> dict[str, tuple]:
+    return {p.name: (p.lstat().st_ino, p.lstat().st_nlink, p.read_bytes()) for p in d.iterdir()}
+
+
+def test_prepare_refuses_a_directory_it_did_not_write(tmp_path):
+    """A nanoGPT data folder (train.bin, meta.pkl, ...) is the user's: refused, every file untouched."""
+    (tmp_path / "c.txt").write_text("hello world\n" * 50)
+    d = tmp_path / "nanogpt"
+    d.mkdir()
+    for name, data in {"train.bin": b"\x01\x02", "val.bin": b"\x03", "meta.pkl": b"pickle", "input.txt": b"x"}.items():
+        (d / name).write_bytes(data)
+    before = _entries(d)
+    code, _, err = run_cli(["data", "prepare", tmp_path / "c.txt", "--out", d])
+    assert code == 2 and "did not write" in err and "meta.pkl" in err and len(err.splitlines()) == 1
+    assert _entries(d) == before
+
+
+def test_prepare_again_keeps_the_users_files_beside_its_own(tmp_path):
+    (tmp_path / "c.txt").write_text("hello world\n" * 50)
+    d = tmp_path / "p"
+    assert run_cli(["data", "prepare", tmp_path / "c.txt", "--out", d])[0] == 0
+    (d / "notes.md").write_text("mine")
+    keep = (d / "notes.md").stat().st_ino
+    (tmp_path / "c.txt").write_text("goodbye moon\n" * 40)
+    assert run_cli(["data", "prepare", tmp_path / "c.txt", "--out", d])[0] == 0
+    assert (d / "notes.md").read_text() == "mine" and (d / "notes.md").stat().st_ino == keep
+    assert Corpus.load(d).tokenizer == CharTokenizer(sorted(set("goodbye moon\n")))

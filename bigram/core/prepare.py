@@ -128,8 +128,7 @@ def prepare(path: str | Path, out: str | Path, *, kind: str = "char", chunk_byte
         raise BigramError(f"unknown tokenizer {kind!r}; use one of {', '.join(TOKENIZERS)}")
     if not path.is_file():
         raise BigramError(f"corpus {path} is not a file; pass the path of a UTF-8 text file")
-    if out.exists() and not out.is_dir():
-        raise BigramError(f"--out {out} exists and is not a directory; choose another --out")
+    _check_out(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / VOCAB_FILE).unlink(missing_ok=True)  # a half-rewritten directory must not look complete
     res = scan(path, kind, chunk_bytes, on_bytes)
@@ -143,6 +142,29 @@ def prepare(path: str | Path, out: str | Path, *, kind: str = "char", chunk_byte
     }
     atomic_write_bytes(out / VOCAB_FILE, (json.dumps(meta) + "\n").encode())
     return meta
+
+
+def _check_out(out: Path) -> None:
+    """--out may be new, empty, or a directory this command prepared; anything else is the user's."""
+    if out.exists() and not out.is_dir():
+        raise BigramError(f"--out {out} exists and is not a directory; choose another --out")
+    if not out.is_dir():
+        return
+    names = set(os.listdir(out))
+    ours = {VOCAB_FILE, *SPLIT_FILES.values(), *(f".{n}.tmp" for n in SPLIT_FILES.values())}
+    if names <= ours or _is_token_index(out / VOCAB_FILE):
+        return  # only our names are ever replaced; anything else in a prepared directory is left alone
+    raise BigramError(f"--out {out} is a non-empty directory that `bigram data prepare` did not write "
+                      f"(it holds {', '.join(sorted(names)[:3])}{', ...' if len(names) > 3 else ''}); "
+                      "choose a new or empty directory")
+
+
+def _is_token_index(path: Path) -> bool:
+    try:
+        meta = json.loads(read_nofollow(path).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
 
 
 def is_prepared(path: Path) -> bool:
