@@ -5,6 +5,8 @@ B = batch, T = time (block), C = channels = V, the vocab size.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -68,13 +70,32 @@ class TorchBigram:
         self.model = BigramLanguageModel(self.vocab_size).to(self.torch_device, getattr(torch, dtype))
         with torch.no_grad():
             self.model.token_embedding_table.weight.copy_(torch.from_numpy(np.asarray(weights)))
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(),
-            lr=optim.lr,
-            betas=(optim.beta1, optim.beta2),
-            eps=optim.eps,
-            weight_decay=optim.weight_decay,
-        )
+        self.optim = optim
+        self._optimizer = None  # built at the first step: see `optimizer`
+        self._pending = {}  # AdamW state set before the optimizer exists (set_state on a fresh model)
+
+    @property
+    def optimizer(self) -> torch.optim.AdamW:
+        """torch.optim.AdamW over the table, built on first use.
+
+        Building it imports torch._dynamo (about 2 s, as long as `import torch`
+        itself), which generate, eval, fit, explain and plot never need. Until
+        then the lr and any restored state wait in self.optim and self._pending.
+        """
+        if self._optimizer is None:
+            o = self.optim
+            opt = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,
+                                    weight_decay=o.weight_decay)
+            if self._pending:
+                opt.state[self.weight] = self._pending
+            self._optimizer, self._pending = opt, {}
+        return self._optimizer
+
+    def _adamw_state(self) -> dict:
+        """AdamW's state for the table ({} before the first step), without building the optimizer."""
+        if self._optimizer is None:
+            return self._pending
+        return self._optimizer.state.get(self.weight, {})
 
     @property
     def weight(self) -> torch.Tensor:
@@ -103,7 +124,10 @@ class TorchBigram:
 
     def set_lr(self, lr):
         """The learning rate of the following steps, as nanoGPT sets it: in the param group."""
-        for group in self.optimizer.param_groups:
+        if self._optimizer is None:  # the optimizer will be built with it
+            self.optim = dataclasses.replace(self.optim, lr=lr)
+            return
+        for group in self._optimizer.param_groups:
             group["lr"] = lr
 
     @torch.no_grad()
@@ -132,7 +156,7 @@ class TorchBigram:
         return sample_chain(self.next_token_probs(temperature, top_k), np.asarray(idx), coins)
 
     def get_state(self):
-        st = self.optimizer.state.get(self.weight, {})
+        st = self._adamw_state()
         zeros = torch.zeros_like(self.weight)
         as_np = lambda t: t.detach().cpu().numpy().copy()  # noqa: E731
         return {
@@ -146,15 +170,18 @@ class TorchBigram:
         with torch.no_grad():
             self.weight.copy_(torch.from_numpy(np.asarray(state[WEIGHT_KEY])))
         step = int(state["adamw.step"])
-        if step == 0:
-            self.optimizer.state.clear()
-            return
         t = lambda a: torch.as_tensor(np.asarray(a), dtype=self.weight.dtype, device=self.torch_device).clone()  # noqa: E731
-        self.optimizer.state[self.weight] = {
+        st = {} if step == 0 else {
             "step": torch.tensor(float(step)),  # torch keeps step as a float32 cpu tensor
             "exp_avg": t(state["adamw.exp_avg"]),
             "exp_avg_sq": t(state["adamw.exp_avg_sq"]),
         }
+        if self._optimizer is None:
+            self._pending = st
+            return
+        self._optimizer.state.clear()
+        if st:
+            self._optimizer.state[self.weight] = st
 
     def grads(self, idx, targets):
         """idx, targets (B,T) -> {loss, dlogits (B,T,V), dW (V,V)} from autograd; no update."""
