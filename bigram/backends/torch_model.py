@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from bigram.core import threads
 from bigram.core.backend import WEIGHT_KEY, AdamWConfig, check_dtype
 from bigram.core.errors import BigramError
 from bigram.core.sampling import sample_chain
@@ -67,6 +68,9 @@ class TorchBigram:
         self.device = self.torch_device.type
         self.dtype = dtype
         self.vocab_size = weights.shape[0]
+        # Intra-op threads by the table's size (or --threads): torch's default of one per core
+        # makes every small kernel wait on threads that another process may have descheduled.
+        torch.set_num_threads(threads.for_table(self.vocab_size))
         self.model = BigramLanguageModel(self.vocab_size).to(self.torch_device, getattr(torch, dtype))
         with torch.no_grad():
             self.model.token_embedding_table.weight.copy_(torch.from_numpy(np.asarray(weights)))

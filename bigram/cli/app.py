@@ -28,9 +28,10 @@ app = typer.Typer(
 class State:
     """The root's options (given before the command or after it), shared with every command."""
 
-    def __init__(self, backend: str, device: str):
+    def __init__(self, backend: str, device: str, threads: int | None = None):
         self.backend = backend
         self.device = device
+        self.threads = threads  # --threads; None: each backend chooses by the work (bigram.core.threads)
         self.registry = None  # the loaded plugins, once a command has asked for them (cli/common.get_backend)
 
 
@@ -47,11 +48,18 @@ def root(
         os.environ.get("BIGRAM_BACKEND", "torch"), "--backend", "-b", help="Backend to run (see `bigram backends`)."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (auto = cuda when available)."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="Threads for the backend's math (torch's intra-op threads). "
+        "Default: by the work, 1 up to a 1448x1448 table, more for larger ones (at most the CPUs available)."
+    ),
     version: Optional[bool] = typer.Option(
         None, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    ctx.obj = State(backend, device)
+    from bigram.core import threads as thread_count
+
+    thread_count.request(threads)  # every command sets it: an in-process run never inherits the last one's
+    ctx.obj = State(backend, device, threads)
 
 
 def main(argv: list[str] | None = None) -> None:
