@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes: seconds, not minutes")
     p.add_argument("--data", help="corpus (default: Tiny Shakespeare from the cache)")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 5)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads, both sides (default 1)")
+    p.add_argument("--threads", type=int, help="torch threads for both sides (default: bigram's own choice, "
+                   "as users run it; the lecture on 1)")
     p.add_argument("--commit", action="store_true", help="also write benchmarks/RESULTS.{json,md}")
     args = p.parse_args(argv)
 

@@ -15,8 +15,10 @@ pytest.importorskip("torch")
 
 EXPECTED = {
     "train_b32", "train_b512", "optimum_lecture_hparams", "optimum_project_defaults", "count_bigrams",
-    "startup_help", "train_peak_rss",
+    "startup_help", "train_peak_rss", "startup_torch_no_step", "startup_torch_plot", "train_slope_loaded",
 }
+# At the quick run's sizes the loaded slope's extra steps take less time than start-up varies by: no figure.
+NOT_DECISIVE_WHEN_QUICK = {"train_slope_loaded"}
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +30,7 @@ def report(shakespeare_path):
     threads = torch.get_num_threads()
     cfg = BenchConfig.quick_config(data=str(shakespeare_path))
     cfg.rounds = 1  # the quick run's sizes, one round: completeness, not figures
+    cfg.slope_busy_cores = 0  # spare the shared CPUs; busy_cores is tested on its own below
     try:
         yield run_bench(cfg, log=lambda msg: None)
     finally:
@@ -46,6 +49,9 @@ def test_every_measure_is_reported_with_a_ratio(report):
         for who, ratio in m["ratio"].items():
             if key.startswith("generate_") and "lecture" not in m["median"]:
                 continue  # the quadratic baseline is skipped at the largest size, and says so
+            if key in NOT_DECISIVE_WHEN_QUICK:
+                assert ratio is not None and (math.isnan(ratio) or math.isfinite(ratio)), (key, who, ratio)
+                continue
             assert ratio is not None and math.isfinite(ratio) and ratio > 0, (key, who, ratio)
 
 
@@ -108,3 +114,73 @@ def test_memory_probe_reports_the_childs_error():
 
     with pytest.raises(RuntimeError, match="ValueError: no such corpus"):
         _peak_bytes(boom)
+
+
+def test_bigram_runs_as_users_run_it(report):
+    """No pinned threads: each CLI command is what a user types, on bigram's own default threads."""
+    assert report["meta"]["config"]["threads"] is None
+    commands = [*report["measures"]["startup_torch_no_step"]["commands"].values(),
+                report["measures"]["startup_torch_plot"]["command"]]
+    assert {c.split(" --backend torch ")[1].split()[0] for c in commands} == {
+        "generate", "eval", "fit", "explain", "vocab", "plot"}
+    assert not any("--threads" in c for c in commands)
+    slope = report["measures"]["train_slope_loaded"]
+    assert set(slope["median"]) == {"lecture", "numpy", "torch"}
+    assert "--threads" not in slope["command"]
+    targets = {t["target"] for t in report["targets"]}
+    assert "`bigram --backend torch generate` wall / `import torch` wall" in targets
+    assert "CLI training slope with 0 core(s) busy vs lecture (torch)" in targets
+
+
+def test_pinned_threads_reach_both_sides(shakespeare_path):
+    from bigram.bench.engine import BenchConfig, Setup, _env, _no_step_commands
+
+    s = Setup(BenchConfig.quick_config(data=str(shakespeare_path), threads=2))
+    try:
+        assert s.torch_threads("lecture") == s.torch_threads("torch") == 2
+        assert all(cmd[1:3] == ["--threads", "2"] or cmd[3:5] == ["--threads", "2"]
+                   for cmd in _no_step_commands(s).values())
+    finally:
+        s.close()
+    assert not s.tmp.exists()
+    assert _env(2)["OMP_NUM_THREADS"] == "2"
+    assert "PYTHONDONTWRITEBYTECODE" not in _env(None)  # a user's runs load bigram from __pycache__
+
+
+def test_default_threads_are_bigrams_own_and_the_lectures_best(shakespeare_path):
+    from bigram.bench.engine import BenchConfig, Setup
+    from bigram.core import threads
+
+    s = Setup(BenchConfig.quick_config(data=str(shakespeare_path)))
+    s.close()
+    assert s.torch_threads("lecture") == 1
+    assert s.torch_threads("torch") == threads.for_table(s.V) == 1
+
+
+def test_busy_cores_spin_while_inside_and_are_gone_after():
+    import time
+
+    from bigram.bench.engine import busy_cores
+
+    with busy_cores(2) as procs:
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)
+        cpu = [_cpu_seconds(p.pid) for p in procs]
+        time.sleep(0.5)
+        assert all(_cpu_seconds(p.pid) > c for p, c in zip(procs, cpu))  # they burn CPU, not sleep
+    assert all(p.returncode is not None for p in procs)
+
+
+def _cpu_seconds(pid: int) -> float:
+    import os
+
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_slope_is_the_extra_steps_over_their_extra_time():
+    from bigram.bench.engine import _slope
+
+    walls = iter([2.0, 7.5, 1.5, 6.0, 1.8, 6.5])  # small, big, small, big, ...: best 1.5 and 6.0
+    assert _slope(lambda n: next(walls), 500, 9500, 3) == pytest.approx(9000 / 4.5)
+    noise = iter([3.0, 2.9])
+    assert math.isnan(_slope(lambda n: next(noise), 500, 600, 1))  # steps hidden in start-up noise: no figure

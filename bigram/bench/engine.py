@@ -10,6 +10,8 @@ median over rounds, and each ratio compares medians from the same run.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -37,7 +39,8 @@ class BenchConfig:
     data: str | None = None  # corpus path; None: Tiny Shakespeare from the cache
     rounds: int = 5
     quick: bool = False
-    threads: int = 1  # torch intra-op threads for both sides (see docs/benchmarks.md)
+    threads: int | None = None  # --threads for both sides; None: bigram's own default, the lecture's baseline_threads
+    baseline_threads: int = 1  # the lecture's torch threads when `threads` is None: its best here (docs/benchmarks.md)
     backends: tuple[str, ...] = ()  # empty: every installed backend
     big_corpus_mb: int = 100
     gen_tokens: tuple[int, ...] = (1_000, 10_000, 100_000)
@@ -48,9 +51,15 @@ class BenchConfig:
     train_steps: dict = field(default_factory=lambda: {"b32": (400, 4000), "b512": (3, 40)})  # (lecture, ours)
     count_chars_baseline: int = 50_000
     rss_steps: int = 3000
+    # The loaded training slope: wall time of the CLI at the larger step count minus the smaller, best of
+    # slope_best_of runs each, with slope_busy_cores cores kept busy by other processes.
+    slope_steps: dict = field(default_factory=lambda: {"ours": (500, 100_500), "lecture": (500, 4_500)})
+    slope_best_of: int = 3
+    slope_busy_cores: int = 1
 
     @classmethod
-    def from_options(cls, *, quick: bool, data: str | None, threads: int, rounds: int | None) -> "BenchConfig":
+    def from_options(cls, *, quick: bool, data: str | None, threads: int | None,
+                     rounds: int | None) -> "BenchConfig":
         """The config `bigram bench` and benchmarks/run.py build from their options, checked."""
         from bigram.core.errors import require_positive
 
@@ -64,7 +73,11 @@ class BenchConfig:
     def quick_config(cls, **kw) -> "BenchConfig":
         return cls(quick=True, rounds=3, big_corpus_mb=2, gen_tokens=(1_000, 2_000, 5_000), baseline_gen_max=2_000,
                    opt_tolerance=1.5, opt_check_every=25, opt_max_steps=20_000,
-                   train_steps={"b32": (50, 500), "b512": (1, 4)}, count_chars_baseline=3_000, rss_steps=100, **kw)
+                   train_steps={"b32": (50, 500), "b512": (1, 4)}, count_chars_baseline=3_000, rss_steps=100,
+                   slope_steps={"ours": (50, 2_050), "lecture": (50, 250)}, slope_best_of=1, **kw)
+
+    def lecture_threads(self) -> int:
+        return self.threads or self.baseline_threads
 
 
 @dataclass
@@ -176,6 +189,20 @@ class Setup:
         reg = load_backends()
         names = cfg.backends or tuple(sorted(n for n, b in reg.backends.items() if b.cls.devices()))
         self.backends = {n: reg.get(n).cls for n in names}
+        self.tmp = Path(tempfile.mkdtemp(prefix="bigram-bench-"))  # checkpoints and outputs of the CLI runs
+
+    def close(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def torch_threads(self, contestant: str) -> int:
+        """The lecture's threads, or what `bigram` itself picks for this table (bigram.core.threads)."""
+        from bigram.core import threads
+
+        if contestant == BASELINE:
+            return self.cfg.lecture_threads()
+        return self.cfg.threads or threads.for_table(self.V)
 
     def model(self, name: str, weights=None, lr: float = 1e-3):
         from bigram.core.backend import AdamWConfig
@@ -340,13 +367,34 @@ def _count_measure(s: Setup) -> Measure:
 # 6. start-up and memory, in fresh processes
 
 
-def _env(threads: int) -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONDONTWRITEBYTECODE": "1"}
+def _env(threads: int | None) -> dict:
+    """The user's environment; OMP_NUM_THREADS only where the run pins a thread count.
+
+    Bytecode caching stays on, as for a user: with PYTHONDONTWRITEBYTECODE every
+    run would recompile bigram's modules (~0.15 s) that a user's runs load from
+    __pycache__ (gitignored).
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
 
 
-def _bigram_cmd() -> list[str]:
+def _bigram_cmd(threads: int | None = None) -> list[str]:
+    """The `bigram` command a user runs; with --threads N only where the bench was asked to pin it."""
     script = Path(sys.executable).with_name("bigram")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "bigram"]
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "bigram"]
+    return cmd + (["--threads", str(threads)] if threads is not None else [])
+
+
+def _run_timed(cmd: list[str], threads: int | None, cwd: Path | None = None) -> float:
+    """Wall time of one command in a fresh process, start-up included; a failure stops the bench."""
+    t = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, env=_env(threads), cwd=cwd, timeout=1800)
+    wall = time.perf_counter() - t
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {res.returncode}): {res.stderr.decode()[-500:]}")
+    return wall
 
 
 # Peak RSS from VmHWM: ru_maxrss would carry over the parent's peak across fork+exec.
@@ -363,7 +411,7 @@ print("BENCH " + json.dumps({{"maxrss_kb": peak_kb, "torch_imported": "torch" in
 _OURS_RSS = """
 from bigram.cli.app import main
 try:
-    main(["--backend", "numpy", "train", "--data", {data!r}, "--out", {out!r}, "--max-new-tokens", "0", "--steps", "{steps}"])
+    main({argv!r})
 except SystemExit as e:
     if e.code:
         raise
@@ -380,7 +428,7 @@ run.train({steps})
 """
 
 
-def _probe(body: str, threads: int) -> dict:
+def _probe(body: str, threads: int | None) -> dict:
     res = subprocess.run([sys.executable, "-c", _RSS_PROBE.format(body=body)], capture_output=True, text=True,
                          env=_env(threads), timeout=600)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("BENCH ")]
@@ -390,32 +438,160 @@ def _probe(body: str, threads: int) -> dict:
 
 
 def _process_measures(s: Setup) -> list[Measure]:
-    threads = s.cfg.threads
+    cfg = s.cfg
     help_cmd = _bigram_cmd() + ["--help"]
     torch_cmd = [sys.executable, "-c", "import torch"]
-
-    def run_cmd(cmd):
-        return _timed(lambda: subprocess.run(cmd, capture_output=True, env=_env(threads), check=True))
-
     startup = Measure("startup_help", "`bigram --help` wall time (lecture: `import torch`, its first line)", "s",
-                      False, {BASELINE: lambda: run_cmd(torch_cmd), "bigram": lambda: run_cmd(help_cmd)},
-                      once=s.cfg.quick, extra={"command": " ".join(help_cmd)})
+                      False, {BASELINE: lambda: _run_timed(torch_cmd, cfg.threads),
+                              "bigram": lambda: _run_timed(help_cmd, cfg.threads)},
+                      once=cfg.quick, extra={"command": " ".join(help_cmd)})
     torch_seen: list[bool] = []
 
     def ours_rss() -> float:
         with tempfile.TemporaryDirectory() as out:
-            body = _OURS_RSS.format(data=s.corpus.source, out=out, steps=s.cfg.rss_steps)
-            r = _probe(body, threads)
+            argv = (["--threads", str(cfg.threads)] if cfg.threads else []) + [
+                "--backend", "numpy", "train", "--data", s.corpus.source, "--out", out, "--max-new-tokens", "0",
+                "--steps", str(cfg.rss_steps)]
+            r = _probe(_OURS_RSS.format(argv=argv), cfg.threads)
         torch_seen.append(bool(r["torch_imported"]))
         return r["maxrss_kb"] * 1024 / MB
 
     def base_rss() -> float:
-        body = _LECTURE_RSS.format(data=s.corpus.source, steps=s.cfg.rss_steps, threads=threads)
-        return _probe(body, threads)["maxrss_kb"] * 1024 / MB
+        body = _LECTURE_RSS.format(data=s.corpus.source, steps=cfg.rss_steps, threads=cfg.lecture_threads())
+        return _probe(body, cfg.threads)["maxrss_kb"] * 1024 / MB
 
-    rss = Measure("train_peak_rss", f"peak RSS of a {s.cfg.rss_steps}-step training run (MB)", "MB", False,
-                  {BASELINE: base_rss, "numpy": ours_rss}, once=s.cfg.quick, extra={"torch_imported": torch_seen})
-    return [startup, rss]
+    rss = Measure("train_peak_rss", f"peak RSS of a {cfg.rss_steps}-step training run (MB)", "MB", False,
+                  {BASELINE: base_rss, "numpy": ours_rss}, once=cfg.quick, extra={"torch_imported": torch_seen})
+    return [startup, *_no_step_measures(s), rss]
+
+
+# ----------------------------------------------------------------------------
+# 7. torch commands that take no training step, against `import torch`
+
+NO_STEP_COMMANDS = ("generate", "eval", "fit", "explain", "vocab", "plot")
+# plot also imports matplotlib and draws a 16x7.5 inch PNG: its baseline imports both
+_PLOT_BASELINE = "import torch, matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot"
+
+
+def _no_step_commands(s: Setup) -> dict[str, list[str]]:
+    """Each command as a user types it, on a checkpoint trained once for the bench (numpy: no torch cost)."""
+    ck, data = s.tmp / "ck", s.corpus.source
+    if not ck.exists():
+        _run_timed(_bigram_cmd() + ["--backend", "numpy", "train", "--data", data, "--steps", "20",
+                                    "--max-new-tokens", "0", "--out", str(ck)], None)
+    cmds = {
+        "generate": ["generate", "--checkpoint", str(ck)],
+        "eval": ["eval", "--checkpoint", str(ck), "--data", data],
+        "fit": ["fit", "--data", data, "--out", str(s.tmp / "fit")],
+        "explain": ["explain", "--data", data],
+        "vocab": ["vocab", "--checkpoint", str(ck)],
+        "plot": ["plot", "--checkpoint", str(ck), "--out", str(s.tmp / "plot.png")],
+    }
+    if importlib.util.find_spec("matplotlib") is None:  # `bigram plot` needs the [plot] extra
+        del cmds["plot"]
+    return {name: _bigram_cmd(s.cfg.threads) + ["--backend", "torch", *args] for name, args in cmds.items()}
+
+
+def _no_step_measures(s: Setup) -> list[Measure]:
+    """Wall time of each torch command that takes no training step, start-up included, against `import torch`.
+
+    These commands never build torch.optim.AdamW (its import of torch._dynamo
+    costs as much as torch itself), so each should cost little more than the import.
+    """
+    cmds = _no_step_commands(s)
+    plot = cmds.pop("plot", None)
+
+    def timed(cmd: list[str]) -> Callable[[], float]:
+        return lambda: _run_timed(cmd, s.cfg.threads, cwd=s.tmp)
+
+    runs = {BASELINE: timed([sys.executable, "-c", "import torch"]),
+            **{f"torch {name}": timed(cmd) for name, cmd in cmds.items()}}
+    measures = [Measure("startup_torch_no_step", "wall time of a torch command that takes no training step "
+                        "(lecture: `import torch`)", "s", False, runs, once=s.cfg.quick,
+                        extra={"commands": {name: " ".join(cmd) for name, cmd in cmds.items()}})]
+    if plot is not None:
+        measures.append(Measure("startup_torch_plot", "wall time of `bigram --backend torch plot` "
+                                "(lecture: `import torch` and matplotlib.pyplot)", "s", False,
+                                {BASELINE: timed([sys.executable, "-c", _PLOT_BASELINE]), "torch plot": timed(plot)},
+                                once=s.cfg.quick, extra={"command": " ".join(plot), "baseline": _PLOT_BASELINE}))
+    return measures
+
+
+# ----------------------------------------------------------------------------
+# 8. the CLI's training slope with a core kept busy
+
+_LECTURE_TRAIN = """
+import torch
+torch.set_num_threads({threads})
+from bigram.bench import lecture
+from bigram.core.data import Corpus
+c = Corpus.load({data!r})
+lecture.LectureRun(c.train, c.tokenizer.vocab_size).train({steps})
+"""
+
+
+SLOPE_BACKENDS = ("numpy", "torch")  # the project's own: a third-party backend may take hours at 100,500 steps
+
+
+@contextlib.contextmanager
+def busy_cores(n: int):
+    """n processes spinning `while True: pass`, as a user's browser or build would hold a core."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(0.2 if procs else 0)  # let them reach the loop
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def _slope(run: Callable[[int], float], small: int, big: int, best_of: int) -> float:
+    """Steps per second between two step counts: (big - small) / (best wall at big - best wall at small)."""
+    walls = {small: [], big: []}
+    for _ in range(best_of):  # alternate, so a slow spell hits both sizes alike
+        for n in (small, big):
+            walls[n].append(run(n))
+    extra = min(walls[big]) - min(walls[small])
+    return (big - small) / extra if extra > 0 else float("nan")  # noise larger than the steps: no figure
+
+
+def _loaded_slope_measure(s: Setup) -> Measure:
+    """The CLI's training rate as users run it (its default threads), while other processes hold cores.
+
+    `bigram --backend B train --steps N` for the larger and the smaller N, whole
+    processes, start-up and evaluations included; their difference is the cost
+    of the extra steps alone. The lecture's loop runs the same way as a script.
+    """
+    cfg, data = s.cfg, s.corpus.source
+    out = s.tmp / "slope"
+
+    def lecture_run(steps: int) -> float:
+        script = _LECTURE_TRAIN.format(threads=cfg.lecture_threads(), data=data, steps=steps)
+        return _run_timed([sys.executable, "-c", script], cfg.threads)
+
+    def ours(name: str) -> Callable[[], float]:
+        def run_steps(steps: int) -> float:
+            cmd = _bigram_cmd(cfg.threads) + ["--backend", name, "train", "--data", data, "--steps", str(steps),
+                                              "--out", str(out)]
+            return _run_timed(cmd, cfg.threads, cwd=s.tmp)
+
+        return lambda: _slope(run_steps, *cfg.slope_steps["ours"], cfg.slope_best_of)
+
+    def loaded(fn: Callable[[], float]) -> Callable[[], float]:
+        def run() -> float:
+            with busy_cores(cfg.slope_busy_cores):
+                return fn()
+
+        return run
+
+    runs = {BASELINE: loaded(lambda: _slope(lecture_run, *cfg.slope_steps["lecture"], cfg.slope_best_of)),
+            **{name: loaded(ours(name)) for name in SLOPE_BACKENDS if name in s.backends}}
+    return Measure("train_slope_loaded", f"CLI training steps/s with {cfg.slope_busy_cores} core(s) kept busy "
+                   f"(wall time of --steps N1 minus --steps N0, best of {cfg.slope_best_of})", "steps/s", True,
+                   runs, once=True, extra={"steps": cfg.slope_steps, "best_of": cfg.slope_best_of,
+                                           "busy_cores": cfg.slope_busy_cores,
+                                           "command": "bigram --backend B train --data CORPUS --steps N --out DIR"})
 
 
 # ----------------------------------------------------------------------------
@@ -439,6 +615,7 @@ def build_measures(s: Setup) -> list[Measure]:
         *_encode_measures(s, f"{cfg.big_corpus_mb}MB", big),
         _count_measure(s),
         *_process_measures(s),
+        _loaded_slope_measure(s),
     ]
     return measures
 
@@ -454,25 +631,40 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] | None = None) -> dic
                           "(pip install torch)") from None
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    torch.set_num_threads(cfg.threads)
+    from bigram.core import threads
+
     t0 = time.perf_counter()
+    before = threads.requested(), torch.get_num_threads()
+    threads.request(cfg.threads)  # the torch models built here pick their threads as `bigram` would
     s = Setup(cfg)
-    measures = build_measures(s)
-    for r in range(cfg.rounds):
-        for m in measures:
-            if m.once and r > 0:
-                continue
-            t = time.perf_counter()
-            order = list(m.runs.items())
-            if r % 2:  # alternate who goes first: one side's garbage (the lecture's 800 MB
-                order.reverse()  # encode list) must not always slow the other side's next call
-            for name, fn in order:
-                m.values.setdefault(name, []).append(fn())
-            m.seconds += time.perf_counter() - t
-        log(f"round {r + 1}/{cfg.rounds} done ({time.perf_counter() - t0:.0f} s)")
+    try:
+        measures = build_measures(s)
+        for r in range(cfg.rounds):
+            for m in measures:
+                if not (m.once and r > 0):
+                    _run_round(s, m, r)
+            log(f"round {r + 1}/{cfg.rounds} done ({time.perf_counter() - t0:.0f} s)")
+    finally:
+        s.close()
+        threads.request(before[0])
+        torch.set_num_threads(before[1])
     report = _report(cfg, s, measures)
     report["meta"]["wall_s"] = round(time.perf_counter() - t0, 1)
     return report
+
+
+def _run_round(s: Setup, m: Measure, r: int) -> None:
+    """One value per contestant; each in-process one runs on its own side's torch threads."""
+    import torch
+
+    t = time.perf_counter()
+    order = list(m.runs.items())
+    if r % 2:  # alternate who goes first: one side's garbage (the lecture's 800 MB
+        order.reverse()  # encode list) must not always slow the other side's next call
+    for name, fn in order:
+        torch.set_num_threads(s.torch_threads(name))
+        m.values.setdefault(name, []).append(fn())
+    m.seconds += time.perf_counter() - t
 
 
 def _report(cfg: BenchConfig, s: Setup, measures: list[Measure]) -> dict:
@@ -536,6 +728,12 @@ def check_targets(measures: dict, cfg: BenchConfig) -> list[dict]:
     seen = measures["train_peak_rss"].get("torch_imported", [])
     rows.append({"target": "torch never imported by the numpy training run", "value": any(seen), "op": "==",
                  "threshold": False, "met": bool(seen) and not any(seen)})
+    for key, base in (("startup_torch_no_step", "`import torch`"), ("startup_torch_plot", "its imports")):
+        for who in measures.get(key, {}).get("ratio", {}):
+            add(f"`bigram --backend {who}` wall / {base} wall", 1 / get(key, "ratio", who), "<=", 1.3)
+    for b in measures.get("train_slope_loaded", {}).get("ratio", {}):
+        add(f"CLI training slope with {cfg.slope_busy_cores} core(s) busy vs lecture ({b})",
+            get("train_slope_loaded", "ratio", b), ">=", 15)
     return rows
 
 
@@ -554,12 +752,18 @@ def _fmt(v) -> str:
     return f"{v:.3g}"
 
 
+def _threads_note(config: dict) -> str:
+    if config.get("threads"):
+        return f"{config['threads']} for both sides"
+    return f"bigram's own default (by the work), the lecture {config.get('baseline_threads', 1)}"
+
+
 def to_markdown(report: dict) -> str:
     """The report as markdown: one row per measure and contestant, then the targets."""
     meta = report["meta"]
     lines = [
         f"Command: `{meta['command']}` - {meta['config']['rounds']} interleaved rounds, medians; "
-        f"torch threads {meta['config']['threads']}; Python {meta['python']}, NumPy {meta['numpy']}, "
+        f"torch threads {_threads_note(meta['config'])}; Python {meta['python']}, NumPy {meta['numpy']}, "
         f"torch {meta['torch']}, {meta['cpus']} CPUs, load average at end {', '.join(f'{x:.1f}' for x in meta['load_avg'])}.",
         "",
         "| measure | unit | lecture | bigram | which | × lecture |",

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from bigram.cli.app import app
-from bigram.cli.common import print_json
+from bigram.cli.common import print_json, state
 
 
 @app.command()
@@ -19,18 +19,22 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="Small sizes: seconds, not minutes (figures not decisive)."),
     data: Optional[Path] = typer.Option(None, "--data", help="UTF-8 text file (default: Tiny Shakespeare, cached)."),
     rounds: Optional[int] = typer.Option(None, "--rounds", help="Interleaved rounds (default 5); medians over them."),
-    threads: int = typer.Option(1, "--threads", help="torch intra-op threads, the same for both sides."),
     report_to: Optional[Path] = typer.Option(
         None, "--report", metavar="PREFIX", help="Also write the report to PREFIX.json and PREFIX.md."
     ),
     out_old: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Deprecated: --report."),
 ) -> None:
-    """Benchmark training, generation, encoding, counting and start-up against the lecture's code."""
+    """Benchmark training, generation, encoding, counting and start-up against the lecture's code.
+
+    bigram runs on its own default threads, as users run it; `--threads N` (a root option) pins both sides to N.
+    """
     from bigram.cli.common import renamed
 
     report_to = renamed(ctx, "--out", out_old, "--report", "report_to")
     from bigram.bench import BenchConfig, run_bench, to_markdown
-    cfg = BenchConfig.from_options(quick=quick, data=str(data) if data else None, threads=threads, rounds=rounds)
+
+    cfg = BenchConfig.from_options(quick=quick, data=str(data) if data else None, threads=state(ctx).threads,
+                                   rounds=rounds)
     report = run_bench(cfg)
     md = to_markdown(report)
     if report_to is not None:
