@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -47,15 +48,39 @@ def train_checkpoint(out: Path, data: Path, *extra: str, backend: str = "numpy",
 
 
 @contextlib.contextmanager
-def serve_bytes(body: bytes):
-    """An HTTP server on 127.0.0.1 answering every GET with `body`; yields its URL."""
+def serve_bytes(body: bytes, *, content_length: int | bool = True, drip_s: float = 0.0, repeat: int = 1,
+                stop_after_s: float | None = None, stats: dict | None = None):
+    """An HTTP server on 127.0.0.1 answering every GET with `body`; yields its URL.
+
+    A misbehaving server, for the download's limits:
+      content_length  True: the body's length; False: no header; an int: announce that many bytes
+      drip_s          send one byte, then wait this long, and so on
+      repeat          send the body this many times over (a long or, for practical purposes, endless body)
+      stop_after_s    hang up after this long, whatever is left (so a client without limits ends too)
+      stats           filled in with "sent": the body bytes written before the client hung up
+    """
+    stats = {} if stats is None else stats
+    stats["sent"] = 0
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
             self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
+            if content_length is not False:
+                n = len(body) * repeat if content_length is True else content_length
+                self.send_header("Content-Length", str(n))
             self.end_headers()
-            self.wfile.write(body)
+            start = time.monotonic()
+            try:
+                for _ in range(repeat):
+                    for piece in _pieces(body, 1 if drip_s else 1 << 16):
+                        if stop_after_s is not None and time.monotonic() - start > stop_after_s:
+                            return
+                        self.wfile.write(piece)
+                        self.wfile.flush()
+                        stats["sent"] += len(piece)
+                        time.sleep(drip_s)
+            except OSError:  # the client hung up: what a limit is for
+                pass
 
         def log_message(self, *args):  # keep test output quiet
             pass
@@ -68,6 +93,10 @@ def serve_bytes(body: bytes):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _pieces(body: bytes, size: int):
+    return (body[i:i + size] for i in range(0, len(body), size))
 
 
 @contextlib.contextmanager

@@ -146,6 +146,24 @@ def serve(body: Callable[[Workspace], bytes]):
     return setup
 
 
+def misbehaving_server(body: bytes, limit_s: str | None = None, **server):
+    """Setup: no cached copy, and a local server that misbehaves as clirun.serve_bytes is told to."""
+
+    def setup(ws):
+        url = ws.stack.enter_context(serve_bytes(body, **server))
+        extra = {} if limit_s is None else {"BIGRAM_DOWNLOAD_TIMEOUT": limit_s}
+        ws.stack.enter_context(env(BIGRAM_DATA_URL=url, BIGRAM_CACHE_DIR=str(ws.tmp / "cache"), **extra))
+
+    return setup
+
+
+def download_env(**values: str):
+    def setup(ws):
+        ws.stack.enter_context(env(BIGRAM_CACHE_DIR=str(ws.tmp / "cache"), **values))
+
+    return setup
+
+
 def no_network(ws):
     ws.stack.enter_context(env(BIGRAM_DATA_URL="http://127.0.0.1:9/unreachable", BIGRAM_CACHE_DIR=str(ws.tmp / "cache")))
 
@@ -305,6 +323,20 @@ CASES = [
     Case("download-wrong-sha256", "the downloaded corpus has the wrong sha256", DL_TRAIN, "it was not kept",
          setup=serve(lambda ws: b"not tiny shakespeare\n" * 100), after=bad_file_not_kept),
     Case("download-offline", "no network and no cached corpus", DL_TRAIN, "pass --data FILE", setup=no_network),
+    Case("download-short-body", "the server sends fewer bytes than its Content-Length", DL_TRAIN,
+         "ended after 1,000 of the 1,115,394 bytes", setup=misbehaving_server(b"x" * 1000, content_length=1_115_394),
+         after=bad_file_not_kept),
+    Case("download-too-slow", "the server drips bytes past the total time limit (`BIGRAM_DOWNLOAD_TIMEOUT=1`)",
+         DL_TRAIN, "took more than 1 s", after=bad_file_not_kept,
+         setup=misbehaving_server(b"x" * 1000, "1", content_length=1_115_394, drip_s=0.05, stop_after_s=8)),
+    Case("download-too-big", "the server announces more bytes than Tiny Shakespeare has", DL_TRAIN,
+         "announces 1,000,000,000,000 bytes", setup=misbehaving_server(b"x" * 1000, content_length=10**12),
+         after=bad_file_not_kept),
+    Case("download-endless", "the body goes on past Tiny Shakespeare's size (`BIGRAM_DATA_URL=file:///dev/zero`)",
+         DL_TRAIN, "went on past Tiny Shakespeare's 1,115,394 bytes", after=bad_file_not_kept,
+         setup=download_env(BIGRAM_DATA_URL="file:///dev/zero")),
+    Case("download-timeout-invalid", "`$BIGRAM_DOWNLOAD_TIMEOUT` is not a number of seconds > 0", DL_TRAIN,
+         "$BIGRAM_DOWNLOAD_TIMEOUT must be", setup=download_env(BIGRAM_DOWNLOAD_TIMEOUT="soon")),
 ]
 
 

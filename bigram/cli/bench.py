@@ -52,7 +52,7 @@ def write_report(report: dict, md: str, prefix: Path) -> None:
     """
     import json
 
-    from bigram.core.data import atomic_write_bytes
+    from bigram.core.safefs import write_file_atomic
 
-    atomic_write_bytes(Path(f"{prefix}.json"), (json.dumps(report, indent=1, default=str) + "\n").encode())
-    atomic_write_bytes(Path(f"{prefix}.md"), md.encode())
+    write_file_atomic(Path(f"{prefix}.json"), (json.dumps(report, indent=1, default=str) + "\n").encode())
+    write_file_atomic(Path(f"{prefix}.md"), md.encode())

@@ -1,104 +1,26 @@
-"""Corpora: reading, downloading and caching Tiny Shakespeare, splits, batches."""
+"""Corpora: reading them, splits, batches. Tiny Shakespeare's download and cache: bigram.core.download."""
 
 from __future__ import annotations
 
 import hashlib
 import mmap
 import os
-import urllib.error
-import urllib.request
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bigram.core.errors import BigramError
-from bigram.core.tokenizer import CharTokenizer, Tokenizer
-
-# The file nanoGPT's shakespeare_char/prepare.py downloads (char-rnn's copy).
-TINY_SHAKESPEARE_URL = (
-    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+from bigram.core.defaults import TRAIN_FRACTION
+from bigram.core.download import (  # noqa: F401  (cache_dir, sha256_file, TINY_SHAKESPEARE_*: their old home)
+    TINY_SHAKESPEARE_NAME, TINY_SHAKESPEARE_SHA256, TINY_SHAKESPEARE_URL, cache_dir, download_tiny_shakespeare,
+    sha256_file, tiny_shakespeare_path,
 )
-TINY_SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-TINY_SHAKESPEARE_NAME = "tinyshakespeare.txt"
-TRAIN_FRACTION = 0.9
+from bigram.core.errors import BigramError
+from bigram.core.prepare import SPLIT_FILES, is_prepared, read_meta
+from bigram.core.tokenizer import CharTokenizer, Tokenizer, tokenizer_from_json
+
 COUNT_CHUNK = 1 << 20  # bigram_counts: tokens per chunk (8 MiB of int64 scratch, or V*V if larger)
-
-
-def cache_dir() -> Path:
-    """Where downloads live: $BIGRAM_CACHE_DIR, else the platform's user cache."""
-    override = os.environ.get("BIGRAM_CACHE_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("bigram"))
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `path` so that readers see the old file or the new, never half (0644 under a 022 umask,
-    never through a link: bigram.core.safefs)."""
-    from bigram.core.safefs import write_file_atomic
-
-    write_file_atomic(path, data)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable: fsync the directory that holds it (POSIX only)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def download_tiny_shakespeare(dest: Path | None = None, url: str | None = None) -> Path:
-    """Download Tiny Shakespeare, check its sha256 and cache it atomically.
-
-    $BIGRAM_DATA_URL overrides the address (tests point it at 127.0.0.1).
-    A file whose hash is wrong is never kept.
-    """
-    dest = dest or cache_dir() / TINY_SHAKESPEARE_NAME
-    url = url or os.environ.get("BIGRAM_DATA_URL") or TINY_SHAKESPEARE_URL
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            data = resp.read()
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        raise BigramError(
-            f"could not download Tiny Shakespeare from {url} ({reason}) and it is not cached at {dest}; "
-            "pass --data FILE with a local text file, or retry when online"
-        ) from None
-    got = hashlib.sha256(data).hexdigest()
-    if got != TINY_SHAKESPEARE_SHA256:
-        raise BigramError(
-            f"downloaded file from {url} has sha256 {got}, expected {TINY_SHAKESPEARE_SHA256}; "
-            "it was not kept: check the URL ($BIGRAM_DATA_URL) or pass --data FILE"
-        )
-    atomic_write_bytes(dest, data)
-    return dest
-
-
-def tiny_shakespeare_path() -> Path:
-    """The cached Tiny Shakespeare, downloading it on first use."""
-    path = cache_dir() / TINY_SHAKESPEARE_NAME
-    if path.is_file() and sha256_file(path) == TINY_SHAKESPEARE_SHA256:
-        return path
-    return download_tiny_shakespeare(path)
 
 
 def read_corpus(path: str | Path) -> str:
@@ -150,8 +72,6 @@ class Corpus:
     def load(cls, path: str | Path | None = None, *, tokenizer: Tokenizer | None = None) -> "Corpus":
         """Load `path` (a text file or a `bigram data prepare` directory), or Tiny Shakespeare when None."""
         path = Path(path) if path is not None else tiny_shakespeare_path()
-        from bigram.core.prepare import is_prepared
-
         if is_prepared(path):
             return cls.from_prepared(path, tokenizer=tokenizer)
         return cls.from_text(read_corpus(path), tokenizer=tokenizer, source=str(path))
@@ -159,9 +79,6 @@ class Corpus:
     @classmethod
     def from_prepared(cls, path: str | Path, *, tokenizer: Tokenizer | None = None) -> "Corpus":
         """Memory-map a prepared directory's train.bin and val.bin: nothing is read up front."""
-        from bigram.core.prepare import SPLIT_FILES, read_meta
-        from bigram.core.tokenizer import tokenizer_from_json
-
         path = Path(path)
         meta = read_meta(path)
         tok = tokenizer_from_json(meta["tokenizer"])

@@ -37,3 +37,7 @@ DEFAULT_METHOD = "counts"
 # Add-1 (Laplace) smoothing for `bigram fit`: the best val loss of the train MLE
 # on Tiny Shakespeare among k in {0, 0.01, 0.1, 0.5, 1, 2, 5} (docs/how-good.md).
 DEFAULT_SMOOTHING = 1.0
+
+# The lecture's split: the first int(0.9 * N) tokens train, the rest validate
+# (Corpus.from_text and `bigram data prepare` alike).
+TRAIN_FRACTION = 0.9

@@ -22,9 +22,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from bigram.core.data import TRAIN_FRACTION, _fsync_dir, atomic_write_bytes
+from bigram.core.defaults import TRAIN_FRACTION
 from bigram.core.errors import BigramError
-from bigram.core.safefs import link_error, open_nofollow, read_nofollow
+from bigram.core.safefs import Dir, link_error, open_nofollow, read_nofollow, write_file_atomic
 from bigram.core.tokenizer import TOKENIZERS, CharTokenizer, Tokenizer, _codepoints, token_dtype
 
 VOCAB_FILE = "vocab.json"
@@ -116,7 +116,8 @@ def encode_to_files(path: Path, out: Path, scan_res: ScanResult, chunk_bytes: in
         raise BigramError(f"corpus {path} changed while it was being prepared; run `bigram data prepare` again")
     for s, name in SPLIT_FILES.items():
         os.replace(tmp[s], out / name)
-    _fsync_dir(out)
+    with Dir.open(out) as d:
+        d.sync()  # the renames are durable
     return {"train": n_train, "val": written - n_train, "freq": freq}
 
 
@@ -140,7 +141,7 @@ def prepare(path: str | Path, out: str | Path, *, kind: str = "char", chunk_byte
         "token_counts": counts["freq"].tolist(), "sha256": res.sha256, "bytes": res.n_bytes,
         "source": str(path),
     }
-    atomic_write_bytes(out / VOCAB_FILE, (json.dumps(meta) + "\n").encode())
+    write_file_atomic(out / VOCAB_FILE, (json.dumps(meta) + "\n").encode())
     return meta
 
 
