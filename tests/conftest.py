@@ -22,20 +22,42 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _find_shakespeare() -> Path | None:
-    """Tiny Shakespeare for tests: $BIGRAM_TEST_DATA, else ../shared/data beside the checkout."""
-    env = os.environ.get("BIGRAM_TEST_DATA")
-    candidates = [Path(env)] if env else []
-    candidates += [ROOT.parent / "shared" / "data" / "tinyshakespeare.txt", ROOT / "shared" / "data" / "tinyshakespeare.txt"]
-    return next((p for p in candidates if p.is_file()), None)
+# The user's environment as the session found it, before _isolated_cache points each test elsewhere.
+USER_ENV = dict(os.environ)
+SHARED_DATA = ("shared", "data", "tinyshakespeare.txt")
+
+
+def locate_shakespeare(environ=USER_ENV, root: Path = ROOT) -> Path:
+    """Tiny Shakespeare for the tests, found the way the CLI finds it.
+
+    $BIGRAM_TEST_DATA; else ../shared/data/tinyshakespeare.txt beside the
+    checkout (CI, offline); else the user cache ($BIGRAM_CACHE_DIR or the
+    platform's); else the checked download ($BIGRAM_DATA_URL honoured, sha256
+    checked) into that cache, so a machine downloads it once. A BigramError says
+    what failed.
+    """
+    from bigram.core.download import cache_dir, tiny_shakespeare_path
+    from bigram.core.errors import BigramError
+
+    named = environ.get("BIGRAM_TEST_DATA")
+    if named:
+        if not Path(named).is_file():
+            raise BigramError(f"$BIGRAM_TEST_DATA names {named}, which is not a file; fix it or unset it")
+        return Path(named)
+    for base in (root.parent, root):
+        if base.joinpath(*SHARED_DATA).is_file():
+            return base.joinpath(*SHARED_DATA)
+    return tiny_shakespeare_path(cache=cache_dir(environ), url=environ.get("BIGRAM_DATA_URL") or None)
 
 
 @pytest.fixture(scope="session")
 def shakespeare_path() -> Path:
-    path = _find_shakespeare()
-    if path is None:
-        pytest.fail("Tiny Shakespeare not found: set BIGRAM_TEST_DATA or place it at ../shared/data/tinyshakespeare.txt")
-    return path
+    from bigram.core.errors import BigramError
+
+    try:
+        return locate_shakespeare()
+    except BigramError as e:
+        pytest.fail(f"Tiny Shakespeare not found: {e} (or set BIGRAM_TEST_DATA=FILE)", pytrace=False)
 
 
 @pytest.fixture(scope="session")

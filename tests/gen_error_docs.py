@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from clirun import env, message_lines  # noqa: E402
-from conftest import _find_shakespeare  # noqa: E402
+from conftest import locate_shakespeare  # noqa: E402
 from test_bad_input import CASES, run_case  # noqa: E402
 
 DOC = HERE.parent / "docs" / "errors.md"
@@ -63,7 +63,7 @@ def render(shakespeare: Path) -> str:
 
 
 def main() -> int:
-    shakespeare = _find_shakespeare() or Path("/work/shared/data/tinyshakespeare.txt")
+    shakespeare = locate_shakespeare()
     text = render(shakespeare)
     if "--check" in sys.argv:
         same = DOC.is_file() and DOC.read_text(encoding="utf-8") == text
