@@ -118,3 +118,24 @@ def test_a_late_optimizer_steps_exactly_as_an_early_one(method):
     for k in STATE_KEYS:
         np.testing.assert_array_equal(models[0][k], models[1][k], err_msg=k)
     assert int(models[0]["adamw.step"]) == 8
+
+
+def test_make_step_builds_the_optimizer_before_the_first_step(monkeypatch):
+    """`train`'s clock starts after make_step: the optimizer's one-time cost stays out of its steps/s."""
+    from bigram.core.data import Batcher
+    from bigram.core.fast import make_step
+
+    built = []
+    init = torch.optim.AdamW.__init__
+
+    def counting_init(self, *a, **k):
+        built.append(1)
+        init(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "__init__", counting_init)
+    m = TorchBackend.create(init_weights(9, 1), device="cpu")
+    assert built == []
+    step = make_step(m, Batcher(np.arange(200) % 9, 4, 6, 0))
+    assert built == [1] and int(m.get_state()["adamw.step"]) == 0
+    step()
+    assert built == [1] and int(m.get_state()["adamw.step"]) == 1

@@ -95,6 +95,10 @@ class TorchBigram:
             self._optimizer, self._pending = opt, {}
         return self._optimizer
 
+    def prepare_training(self) -> None:
+        """Build the optimizer now, before a run's clock starts (core's make_step calls this)."""
+        self.optimizer  # noqa: B018 - the property builds it
+
     def _adamw_state(self) -> dict:
         """AdamW's state for the table ({} before the first step), without building the optimizer."""
         if self._optimizer is None:

@@ -190,6 +190,10 @@ class Setup:
         names = cfg.backends or tuple(sorted(n for n, b in reg.backends.items() if b.cls.devices()))
         self.backends = {n: reg.get(n).cls for n in names}
         self.tmp = Path(tempfile.mkdtemp(prefix="bigram-bench-"))  # checkpoints and outputs of the CLI runs
+        for name in self.backends:  # one-time imports (torch's optimizer imports torch._dynamo) stay out of every timing
+            prepare = getattr(self.model(name), "prepare_training", None)
+            if prepare is not None:
+                prepare()
 
     def close(self) -> None:
         import shutil

@@ -59,6 +59,14 @@ class Model(Protocol):
         """Forward, backward and one AdamW update; returns the loss before the update."""
         ...
 
+    def prepare_training(self) -> None:
+        """Set up what only training needs (the torch backend's optimizer), before the first step is timed.
+
+        Optional: core's make_step calls it where it exists. A model builds such
+        things lazily, so commands that never step (generate, eval) never pay for them.
+        """
+        ...
+
     def set_lr(self, lr: float) -> None:
         """The AdamW learning rate of the steps that follow (a schedule sets it before each step).
 

@@ -121,6 +121,9 @@ def make_step(model, batcher, method: str = DEFAULT_METHOD, schedule: LRSchedule
         from bigram.core.errors import BigramError
 
         raise BigramError(f"unknown training method {method!r}; use one of {', '.join(METHODS)}")
+    prepare = getattr(model, "prepare_training", None)  # optional: what only training needs, built up front
+    if prepare is not None:
+        prepare()
     if not isinstance(batcher, Batcher):
         step = lambda: model.train_step(*batcher.get_batch())  # noqa: E731
     elif method == "counts" and getattr(model, "train_step_counts", None) is not None:
