@@ -57,7 +57,7 @@ def test_commands_without_a_step_never_build_the_optimizer(tmp_path):
     (tmp_path / "t.txt").write_text(TEXT)
     t = ["-b", "torch"]
     commands = [
-        ["-b", "numpy", "train", "--data", "t.txt", "--steps", "3", "--sample", "0", "--out", "ck"],
+        ["-b", "numpy", "train", "--data", "t.txt", "--steps", "3", "--max-new-tokens", "0", "--out", "ck"],
         [*t, "generate", "--checkpoint", "ck", "--max-new-tokens", "50"],
         [*t, "eval", "--checkpoint", "ck", "--data", "t.txt"],
         [*t, "fit", "--data", "t.txt", "--out", "fitted"],
@@ -65,7 +65,7 @@ def test_commands_without_a_step_never_build_the_optimizer(tmp_path):
         [*t, "plot", "--checkpoint", "ck", "--out", "p.png"],
         [*t, "vocab", "--checkpoint", "ck"],
         # last: a command that steps does build it (the probe can see a construction)
-        [*t, "train", "--data", "t.txt", "--steps", "3", "--sample", "0", "--out", "ck2"],
+        [*t, "train", "--data", "t.txt", "--steps", "3", "--max-new-tokens", "0", "--out", "ck2"],
     ]
     report = probe(commands, tmp_path)
     for name in ("generate", "eval", "fit", "explain", "plot", "vocab"):

@@ -27,7 +27,7 @@ def _restore_threads():
 @pytest.fixture
 def checkpoint(tmp_path):
     (tmp_path / "t.txt").write_text(TEXT)
-    code, _, err = run_cli(["-b", "numpy", "train", "--data", tmp_path / "t.txt", "--steps", 2, "--sample", 0,
+    code, _, err = run_cli(["-b", "numpy", "train", "--data", tmp_path / "t.txt", "--steps", 2, "--max-new-tokens", 0,
                             "--out", tmp_path / "ck"])
     assert code == 0, err
     return tmp_path / "ck"
@@ -62,6 +62,9 @@ def test_threads_option_overrides_and_does_not_stick(checkpoint):
     code, _, err = run_cli(["-b", "torch", "generate", "--checkpoint", checkpoint])  # the next command chooses again
     assert code == 0, err
     assert torch.get_num_threads() == 1
+    code, _, err = run_cli(["-b", "torch", "generate", "--checkpoint", checkpoint, "--threads", 2])  # after it too
+    assert code == 0, err
+    assert torch.get_num_threads() == 2
 
 
 @pytest.mark.parametrize("bad", ["0", "-2"])
