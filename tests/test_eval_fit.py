@@ -55,7 +55,7 @@ def forward_mean_loss(model, tokens: np.ndarray, chunk: int = 8192) -> float:
 def test_eval_val_loss_is_the_mean_cross_entropy_over_every_val_position(backend, shakespeare, tmp_path, capsys):
     ckpt = random_checkpoint(shakespeare, tmp_path / "ck")
     got = run_json(["-b", backend, "eval", "--checkpoint", str(ckpt), "--data", shakespeare.source, "--json"], capsys)
-    assert set(got) == {"train_loss", "val_loss", "optimum_train_loss", "gap"}
+    assert set(got) == {"train_loss", "val_loss", "optimum_train_loss", "gap", "exact"} and got["exact"] is True
     model = load_backends().get(backend).cls.create(init_weights(shakespeare.tokenizer.vocab_size, 3), device="cpu")
     want = forward_mean_loss(model, shakespeare.val)
     assert abs(got["val_loss"] - want) < 1e-5, (got["val_loss"], want)

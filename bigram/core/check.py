@@ -208,3 +208,61 @@ def run_check(backends: list[tuple[str, type]], corpus: Corpus, cfg: CheckConfig
         got = run_backend(cls, weights, data, cfg, devices.get(name, "auto"))
         out.append(Comparison(name, str(got["device"]), ref_name, compare(got, ref, cfg.dtype)))
     return out
+
+
+@dataclass
+class CheckReport:
+    """Every candidate backend against the reference: what `bigram check` prints and `bigram.check` returns."""
+
+    reference: str
+    config: CheckConfig
+    data: str  # the corpus the batches came from
+    comparisons: list[Comparison]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.comparisons)
+
+    @property
+    def backends(self) -> list[str]:
+        return [self.reference] + [c.backend for c in self.comparisons]
+
+    def summary(self) -> str:
+        c = self.config
+        return (f"bigram check: {c.dtype}, {c.steps} AdamW steps (lr {c.optim.lr:g}), batch {c.batch_size}x"
+                f"{c.block_size}, seed {c.seed}, reference {self.reference}, data {self.data}")
+
+    def verdict(self, comp: Comparison) -> str:
+        """One line per candidate: OK or FAIL, the largest differences, the row closest to its tolerance."""
+        w = comp.worst()
+        big_abs, big_rel = max(comp.rows, key=lambda r: r.max_abs), max(comp.rows, key=lambda r: r.max_rel)
+        verdict = "OK" if comp.ok else f"FAIL ({sum(not r.ok for r in comp.rows)} tensor(s) out of tolerance)"
+        return (f"{comp.backend} vs {comp.reference}: {verdict}; largest abs diff {big_abs.max_abs:.3g} "
+                f"({big_abs.tensor}), largest rel diff {big_rel.max_rel:.3g} ({big_rel.tensor}); "
+                f"closest to tolerance: {w.tensor} ({w.max_rel:.3g} vs {w.tol:g})")
+
+    def to_json(self) -> dict:
+        c = self.config
+        return {"ok": self.ok, "reference": self.reference, "dtype": c.dtype, "steps": c.steps, "data": self.data,
+                "batch_size": c.batch_size, "block_size": c.block_size, "seed": c.seed,
+                "comparisons": [comp.to_json() for comp in self.comparisons]}
+
+    def __str__(self) -> str:
+        lines = [self.summary()]
+        for comp in self.comparisons:
+            lines.append(f"{comp.backend} ({comp.device}) vs {comp.reference}:")
+            lines += [f"  {r.tensor:<26} abs {r.max_abs:<10.3g} rel {r.max_rel:<10.3g} tol {r.tol:<8g} "
+                      f"{'OK' if r.ok else 'FAIL'}" for r in comp.rows]
+            lines.append(self.verdict(comp))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"CheckReport(ok={self.ok}, backends={self.backends}, dtype={self.config.dtype!r})"
+
+    def _repr_html_(self) -> str:
+        from bigram.core.display import html_table
+
+        rows = [[comp.backend, r.tensor, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}", f"{r.tol:g}", "OK" if r.ok else "FAIL"]
+                for comp in self.comparisons for r in comp.rows]
+        return html_table(["backend", "tensor", "max abs diff", "max rel diff", "tolerance", ""], rows,
+                          caption=self.summary() + (": OK" if self.ok else ": FAIL"))

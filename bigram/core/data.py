@@ -11,24 +11,31 @@ from pathlib import Path
 
 import numpy as np
 
-from bigram.core.defaults import TRAIN_FRACTION
+from bigram.core.defaults import DEFAULT_VAL_FRACTION, TRAIN_FRACTION  # noqa: F401 (TRAIN_FRACTION: its old home)
 from bigram.core.download import (  # noqa: F401  (cache_dir, sha256_file, TINY_SHAKESPEARE_*: their old home)
     TINY_SHAKESPEARE_NAME, TINY_SHAKESPEARE_SHA256, TINY_SHAKESPEARE_URL, cache_dir, download_tiny_shakespeare,
     sha256_file, tiny_shakespeare_path,
 )
 from bigram.core.errors import BigramError
-from bigram.core.prepare import SPLIT_FILES, is_prepared, read_meta
+from bigram.core.prepare import SPLIT_FILES, is_prepared, prepared_split, read_meta
+from bigram.core.splits import split_point, val_fraction_for
 from bigram.core.tokenizer import CharTokenizer, Tokenizer, tokenizer_from_json
 
 COUNT_CHUNK = 1 << 20  # bigram_counts: tokens per chunk (8 MiB of int64 scratch, or V*V if larger)
 
 
-def read_corpus(path: str | Path) -> str:
-    """Read a UTF-8 text file, with a one-line error for each way it can be wrong."""
+def read_corpus(path: str | Path, flag: str = "--data") -> str:
+    """Read a UTF-8 text file, with a one-line error for each way it can be wrong.
+
+    `flag` is the option that named the file (--data, or --val-data for a validation file).
+    """
     path = Path(path)
+    what = "corpus" if flag == "--data" else f"{flag} file"
     if not path.exists():
-        raise BigramError(f"corpus {path} does not exist; pass --data with the path of a UTF-8 text file")
+        raise BigramError(f"{what} {path} does not exist; pass {flag} with the path of a UTF-8 text file")
     if path.is_dir():
+        if flag != "--data":
+            raise BigramError(f"{what} {path} is a directory; pass {flag} with a UTF-8 text file")
         raise BigramError(
             f"corpus {path} is a directory without vocab.json; pass --data with a UTF-8 text file "
             "or a directory made by `bigram data prepare FILE --out DIR`"
@@ -36,48 +43,91 @@ def read_corpus(path: str | Path) -> str:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise BigramError(f"cannot read corpus {path}: {e.strerror}; check its permissions") from None
+        raise BigramError(f"cannot read {what} {path}: {e.strerror}; check its permissions") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         raise BigramError(
-            f"corpus {path} is not UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start} (line {line}); "
+            f"{what} {path} is not UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start} (line {line}); "
             "convert it to UTF-8 (e.g. iconv -t utf-8)"
         ) from None
     if not text:
-        raise BigramError(f"corpus {path} is empty; pass --data with a non-empty text file")
+        raise BigramError(f"{what} {path} is empty; pass {flag} with a non-empty text file")
     return text
+
+
+def encode_val(tokenizer: Tokenizer, text: str, source: str) -> np.ndarray:
+    """A separate validation text in the training vocabulary; characters it lacks are a one-line error."""
+    bad = tokenizer.unknown_chars(text) if hasattr(tokenizer, "unknown_chars") else []
+    if bad:
+        from bigram.core.tokenizer import _show
+
+        raise BigramError(
+            f"--val-data {source} has {len(bad)} character(s) the training data lacks: {_show(bad)}; "
+            "the vocabulary comes from --data, so remove them from the validation file or train on text that has them"
+        )
+    return tokenizer.encode(text)
 
 
 @dataclass
 class Corpus:
-    """A tokenized text split into train (first 90%) and val (last 10%)."""
+    """A tokenized text split into train and val: by default the first 90% and the last 10%.
+
+    `val_fraction` is the share held out (0: no val split at all); a separate
+    validation text (`val_data`) replaces the held-out split, and then the whole
+    text trains. Build one with `Corpus.load(path)` or `Corpus.from_text(text)`.
+    """
 
     tokenizer: Tokenizer
     train: np.ndarray  # (N_train,) token ids
     val: np.ndarray  # (N_val,) token ids
     sha256: str
     source: str
+    val_fraction: float = DEFAULT_VAL_FRACTION  # share of the text held out; 0 with val_source or no val
+    val_source: str | None = None  # the separate validation file, if any
+    val_sha256: str | None = None
 
     @classmethod
-    def from_text(cls, text: str, *, tokenizer: Tokenizer | None = None, source: str = "<text>") -> "Corpus":
+    def from_text(cls, text: str, *, tokenizer: Tokenizer | None = None, source: str = "<text>",
+                  val_fraction: float | None = None, val_text: str | None = None,
+                  val_source: str = "<val text>") -> "Corpus":
+        """Tokenize `text` (its own characters are the vocabulary unless `tokenizer` is given) and split it.
+
+        val_fraction: the share held out as the val split (default 0.1; 0 for none).
+        val_text: a separate validation text instead, encoded with the training vocabulary.
+        """
+        f = val_fraction_for(val_fraction, val_text is not None)
         tokenizer = tokenizer or CharTokenizer.from_text(text)
         data = tokenizer.encode(text)
-        n = int(TRAIN_FRACTION * len(data))  # the lecture's split: int(0.9*len(data))
         sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        return cls(tokenizer, data[:n], data[n:], sha, source)
+        if val_text is not None:
+            if not val_text:
+                raise BigramError(f"--val-data {val_source} is empty; pass a non-empty validation text")
+            val_sha = hashlib.sha256(val_text.encode("utf-8")).hexdigest()
+            return cls(tokenizer, data, encode_val(tokenizer, val_text, val_source), sha, source, f, val_source, val_sha)
+        n = split_point(len(data), f)  # the lecture's split: int(0.9*len(data))
+        return cls(tokenizer, data[:n], data[n:], sha, source, f)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, tokenizer: Tokenizer | None = None) -> "Corpus":
-        """Load `path` (a text file or a `bigram data prepare` directory), or Tiny Shakespeare when None."""
+    def load(cls, path: str | Path | None = None, *, tokenizer: Tokenizer | None = None,
+             val_fraction: float | None = None, val_data: str | Path | None = None) -> "Corpus":
+        """Load `path` (a text file or a `bigram data prepare` directory), or Tiny Shakespeare when None.
+
+        val_fraction: the share held out (default 0.1, or what the directory was prepared with; 0: none).
+        val_data: a separate validation text file, tokenized with the training vocabulary.
+        """
         path = Path(path) if path is not None else tiny_shakespeare_path()
         if is_prepared(path):
-            return cls.from_prepared(path, tokenizer=tokenizer)
-        return cls.from_text(read_corpus(path), tokenizer=tokenizer, source=str(path))
+            return cls.from_prepared(path, tokenizer=tokenizer, val_fraction=val_fraction, val_data=val_data)
+        val_fraction_for(val_fraction, val_data is not None)  # a bad option fails before any reading
+        val_text = read_corpus(val_data, "--val-data") if val_data is not None else None
+        return cls.from_text(read_corpus(path), tokenizer=tokenizer, source=str(path), val_fraction=val_fraction,
+                             val_text=val_text, val_source=str(val_data))
 
     @classmethod
-    def from_prepared(cls, path: str | Path, *, tokenizer: Tokenizer | None = None) -> "Corpus":
+    def from_prepared(cls, path: str | Path, *, tokenizer: Tokenizer | None = None,
+                      val_fraction: float | None = None, val_data: str | Path | None = None) -> "Corpus":
         """Memory-map a prepared directory's train.bin and val.bin: nothing is read up front."""
         path = Path(path)
         meta = read_meta(path)
@@ -87,8 +137,27 @@ class Corpus:
                 f"{path} was prepared with another vocabulary ({tok!r}) than the one asked for ({tokenizer!r}); "
                 "prepare the corpus again with the matching --tokenizer"
             )
+        f, val_source, val_sha = prepared_split(path, meta, val_fraction, val_data)
         splits = {s: _memmap(path / name, meta["dtype"], meta[f"{s}_tokens"]) for s, name in SPLIT_FILES.items()}
-        return cls(tok, splits["train"], splits["val"], meta["sha256"], str(path))
+        if val_data is not None and val_source is None:  # validate on another file than the prepared one
+            text = read_corpus(val_data, "--val-data")
+            splits["val"] = encode_val(tok, text, str(val_data))
+            val_source, val_sha = str(val_data), hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return cls(tok, splits["train"], splits["val"], meta["sha256"], str(path), f, val_source, val_sha)
+
+    @property
+    def has_val(self) -> bool:
+        """Whether there is a val split (none with val_fraction 0 and no separate file)."""
+        return self.val_source is not None or self.val_fraction > 0
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The splits this corpus has: ("train", "val"), or ("train",) without a val split."""
+        return ("train", "val") if self.has_val else ("train",)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
 
     def split(self, name: str) -> np.ndarray:
         if name == "train":
@@ -99,13 +168,43 @@ class Corpus:
 
     def check_block_size(self, block_size: int) -> None:
         """Each split needs at least one window of block_size + 1 tokens."""
-        for name in ("train", "val"):
+        for name in self.splits:
             n = len(self.split(name))
             if n < block_size + 2:
                 raise BigramError(
                     f"the {name} split has {n} tokens, too few for --block-size {block_size} "
                     f"(needs at least {block_size + 2}); use a longer corpus or a smaller --block-size"
                 )
+
+    def describe(self) -> str:
+        """'vocab 65, 1,003,854 train / 111,540 val tokens', saying where val came from when not held out."""
+        if not self.has_val:
+            val = "no val split (--val-fraction 0)"
+        elif self.val_source is not None:
+            val = f"{len(self.val):,} val tokens from {self.val_source}"
+        else:
+            val = f"{len(self.val):,} val tokens"
+        return f"vocab {self.tokenizer.vocab_size}, {len(self.train):,} train / {val}"
+
+    def split_config(self) -> dict:
+        """What a checkpoint records of the split, so eval and resume can use the same one."""
+        out = {"val_fraction": self.val_fraction}
+        if self.val_source is not None:
+            out.update(val_source=self.val_source, val_sha256=self.val_sha256)
+        return out
+
+    def __repr__(self) -> str:
+        return f"Corpus({self.source!r}: {self.describe()})"
+
+    def _repr_html_(self) -> str:
+        from bigram.core.display import html_table
+
+        rows = [["source", self.source], ["vocab size", self.tokenizer.vocab_size],
+                ["train tokens", f"{len(self.train):,}"],
+                ["val tokens", f"{len(self.val):,}" if self.has_val else "none (val_fraction 0)"]]
+        if self.val_source is not None:
+            rows.append(["val from", self.val_source])
+        return html_table(["Corpus", ""], rows)
 
 
 def _memmap(path: Path, dtype: str, n: int) -> np.ndarray:

@@ -41,3 +41,7 @@ DEFAULT_SMOOTHING = 1.0
 # The lecture's split: the first int(0.9 * N) tokens train, the rest validate
 # (Corpus.from_text and `bigram data prepare` alike).
 TRAIN_FRACTION = 0.9
+
+# The share of a corpus held out for validation: the lecture's last 10%
+# (train = int(0.9 * len(data)), TRAIN_FRACTION). 0 means no validation split (bigram/core/splits.py).
+DEFAULT_VAL_FRACTION = 0.1

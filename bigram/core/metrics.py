@@ -21,19 +21,22 @@ def json_safe(obj):
 
 
 class MetricsLog:
-    """Records {"step", "train_loss", "val_loss", ...} in DIR/metrics.jsonl.
+    """Records {"step", "train_loss", "val_loss", ...} in DIR/metrics.jsonl, and keeps them.
 
-    `out` is the run's CheckpointDir (or None: keep nothing). A run's metrics.jsonl
-    enters DIR with its first save, so until then DIR keeps the metrics of the
-    checkpoint it holds; later records are appended as they happen.
+    `out` is the run's CheckpointDir (or None: the records are kept in memory only,
+    as the Python API's model.history). A run's metrics.jsonl enters DIR with its
+    first save, so until then DIR keeps the metrics of the checkpoint it holds;
+    later records are appended as they happen.
     """
 
     def __init__(self, out=None, records: list[dict] | None = None):
         self.out = out
+        self.records: list[dict] = []  # this run's evaluations
         if out is not None:
             out.start_metrics(records or [])
 
     def append(self, record: dict) -> None:
+        self.records.append(json_safe(record))
         if self.out is not None:
             self.out.append_metrics(record)
 

@@ -1,8 +1,8 @@
 """`bigram data prepare`: a corpus of any size to nanoGPT-style token files.
 
-    DIR/train.bin   the first int(0.9 * N) token ids, raw, in the vocab's dtype
-    DIR/val.bin     the remaining ids
-    DIR/vocab.json  tokenizer, dtype, token counts, corpus sha256 (written last)
+    DIR/train.bin   the first int((1 - F) * N) token ids, raw, in the vocab's dtype (F = --val-fraction, 0.1)
+    DIR/val.bin     the remaining ids, or a separate --val-data file's in the same vocabulary
+    DIR/vocab.json  tokenizer, dtype, token counts, corpus sha256, the split (written last)
 
 The file is read twice in fixed-size byte chunks (vocabulary scan, then
 encoding), so memory stays bounded whatever the corpus size. An incremental
@@ -22,9 +22,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from bigram.core.defaults import TRAIN_FRACTION
+from bigram.core.defaults import DEFAULT_VAL_FRACTION
 from bigram.core.errors import BigramError
 from bigram.core.safefs import Dir, link_error, open_nofollow, read_nofollow, write_file_atomic
+from bigram.core.splits import check_val_fraction, split_point, val_fraction_for
 from bigram.core.tokenizer import TOKENIZERS, CharTokenizer, Tokenizer, _codepoints, token_dtype
 
 VOCAB_FILE = "vocab.json"
@@ -92,55 +93,92 @@ def scan(path: Path, kind: str = "char", chunk_bytes: int = CHUNK_BYTES, on_byte
     return ScanResult(n_bytes, n_bytes, h.hexdigest(), TOKENIZERS[kind]())
 
 
-def encode_to_files(path: Path, out: Path, scan_res: ScanResult, chunk_bytes: int = CHUNK_BYTES, on_bytes=None) -> dict:
-    """Pass 2: encode chunk by chunk into train.bin then val.bin; returns per-split token counts."""
+def encode_to_files(path: Path, out: Path, scan_res: ScanResult, chunk_bytes: int = CHUNK_BYTES, on_bytes=None,
+                    val_fraction: float = DEFAULT_VAL_FRACTION, val_path: Path | None = None) -> dict:
+    """Pass 2: encode chunk by chunk into train.bin then val.bin; returns per-split token counts.
+
+    With `val_path`, the whole corpus goes to train.bin and val.bin holds val_path's text.
+    """
     tok = scan_res.tokenizer
-    n_train = int(TRAIN_FRACTION * scan_res.n_tokens)  # Corpus.from_text's split
+    n_train = scan_res.n_tokens if val_path is not None else split_point(scan_res.n_tokens, val_fraction)
     tmp = {s: out / f".{name}.tmp" for s, name in SPLIT_FILES.items()}
     freq = np.zeros(tok.vocab_size, dtype=np.int64)  # unigram counts, for vocab.json
-    written = 0
+    written = {"train": 0, "val": 0}
     for t in tmp.values():
         t.unlink(missing_ok=True)  # a killed run's (a link there is removed, never written through)
     with open(tmp["train"], "xb", opener=open_nofollow) as ftrain, open(tmp["val"], "xb", opener=open_nofollow) as fval:
         for text in iter_text(path, chunk_bytes, on_bytes):
             ids = tok.encode(text)  # (n,) in the vocab's dtype
             freq += np.bincount(ids, minlength=tok.vocab_size)
-            k = max(0, min(len(ids), n_train - written))  # how many of these still belong to train
+            k = max(0, min(len(ids), n_train - written["train"]))  # how many of these still belong to train
             ftrain.write(ids[:k].tobytes())
             fval.write(ids[k:].tobytes())
-            written += len(ids)
+            written["train"] += k
+            written["val"] += len(ids) - k
+        if written["train"] + written["val"] != scan_res.n_tokens:
+            raise BigramError(f"corpus {path} changed while it was being prepared; run `bigram data prepare` again")
+        for text in (iter_text(val_path, chunk_bytes, on_bytes) if val_path is not None else ()):
+            ids = tok.encode(text)  # the scan checked that every character is in the vocabulary
+            freq += np.bincount(ids, minlength=tok.vocab_size)
+            fval.write(ids.tobytes())
+            written["val"] += len(ids)
         for f in (ftrain, fval):
             f.flush()
             os.fsync(f.fileno())
-    if written != scan_res.n_tokens:
-        raise BigramError(f"corpus {path} changed while it was being prepared; run `bigram data prepare` again")
     for s, name in SPLIT_FILES.items():
         os.replace(tmp[s], out / name)
     with Dir.open(out) as d:
         d.sync()  # the renames are durable
-    return {"train": n_train, "val": written - n_train, "freq": freq}
+    return {**written, "freq": freq}
+
+
+def scan_val(val_path: Path, tok: Tokenizer, kind: str, chunk_bytes: int, on_bytes=None) -> ScanResult:
+    """Pass 1 over a separate validation file: its characters must all be in the training vocabulary."""
+    if not val_path.is_file():
+        raise BigramError(f"--val-data {val_path} is not a file; pass the path of a UTF-8 text file")
+    res = scan(val_path, kind, chunk_bytes, on_bytes)
+    if kind == "char":
+        bad = sorted(set(res.tokenizer.chars) - set(tok.chars))
+        if bad:
+            from bigram.core.tokenizer import _show
+
+            raise BigramError(
+                f"--val-data {val_path} has {len(bad)} character(s) the training data lacks: {_show(bad)}; "
+                "the vocabulary comes from the corpus, so remove them from the validation file or prepare text that has them"
+            )
+    return res
 
 
 def prepare(path: str | Path, out: str | Path, *, kind: str = "char", chunk_bytes: int = CHUNK_BYTES,
-            on_bytes: Callable[[int], None] | None = None) -> dict:
-    """Stream `path` into DIR/{train,val}.bin and DIR/vocab.json; returns vocab.json's content."""
+            on_bytes: Callable[[int], None] | None = None, val_fraction: float | None = None,
+            val_data: str | Path | None = None) -> dict:
+    """Stream `path` into DIR/{train,val}.bin and DIR/vocab.json; returns vocab.json's content.
+
+    val_fraction: the share held out as val.bin (default 0.1; 0: none).
+    val_data: a separate validation file for val.bin instead; the whole corpus then trains.
+    """
     path, out = Path(path), Path(out)
+    val_path = Path(val_data) if val_data is not None else None
+    f = val_fraction_for(val_fraction, val_path is not None)
     if kind not in TOKENIZERS:
         raise BigramError(f"unknown tokenizer {kind!r}; use one of {', '.join(TOKENIZERS)}")
     if not path.is_file():
         raise BigramError(f"corpus {path} is not a file; pass the path of a UTF-8 text file")
     _check_out(out)
+    res = scan(path, kind, chunk_bytes, on_bytes)
+    val_res = scan_val(val_path, res.tokenizer, kind, chunk_bytes, on_bytes) if val_path is not None else None
     out.mkdir(parents=True, exist_ok=True)
     (out / VOCAB_FILE).unlink(missing_ok=True)  # a half-rewritten directory must not look complete
-    res = scan(path, kind, chunk_bytes, on_bytes)
-    counts = encode_to_files(path, out, res, chunk_bytes, on_bytes)
+    counts = encode_to_files(path, out, res, chunk_bytes, on_bytes, f, val_path)
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "tokenizer": res.tokenizer.to_json(),
         "vocab_size": res.tokenizer.vocab_size, "dtype": token_dtype(res.tokenizer.vocab_size).name,
-        "train_tokens": counts["train"], "val_tokens": counts["val"], "train_fraction": TRAIN_FRACTION,
-        "token_counts": counts["freq"].tolist(), "sha256": res.sha256, "bytes": res.n_bytes,
+        "train_tokens": counts["train"], "val_tokens": counts["val"], "train_fraction": 1 - f,
+        "val_fraction": f, "token_counts": counts["freq"].tolist(), "sha256": res.sha256, "bytes": res.n_bytes,
         "source": str(path),
     }
+    if val_res is not None:
+        meta.update(val_source=str(val_path), val_sha256=val_res.sha256)
     write_file_atomic(out / VOCAB_FILE, (json.dumps(meta) + "\n").encode())
     return meta
 
@@ -192,3 +230,26 @@ def read_meta(path: Path) -> dict:
         if not f.is_file() or f.stat().st_size != want:
             raise BigramError(f"{f} is missing or not {want} bytes as {VOCAB_FILE} says; {hint}")
     return meta
+
+
+def prepared_split(path: Path, meta: dict, val_fraction: float | None, val_data) -> tuple[float, str | None, str | None]:
+    """(val_fraction, val_source, val_sha256) of a prepared directory, checked against what was asked.
+
+    The split is fixed when the directory is prepared: asking for another
+    --val-fraction is an error, and --val-data is accepted only where the
+    directory holds no val split of its own (prepared with --val-fraction 0).
+    """
+    stored = meta.get("val_fraction", DEFAULT_VAL_FRACTION)  # directories from before the option: 0.1
+    source = meta.get("val_source")
+    redo = f"prepare it again with `bigram data prepare FILE --out {path}`"
+    if val_data is not None:
+        val_fraction_for(val_fraction, True)
+        if meta["val_tokens"] > 0:
+            raise BigramError(f"{path} has its own val split ({meta['val_tokens']:,} tokens in val.bin), so --val-data "
+                              f"would replace it; drop --val-data, or {redo} --val-data FILE (or --val-fraction 0)")
+        return 0.0, None, None
+    if val_fraction is not None and (source is not None or check_val_fraction(val_fraction) != stored):
+        was = f"--val-data {source}" if source is not None else f"--val-fraction {stored:g}"
+        raise BigramError(f"{path} was prepared with {was}, and its split is fixed; drop --val-fraction, "
+                          f"or {redo} --val-fraction {val_fraction:g}")
+    return stored, source, meta.get("val_sha256")

@@ -104,36 +104,58 @@ class TrainConfig:
 class TrainResult:
     step: int
     train_loss: float
-    val_loss: float
+    val_loss: float | None  # None: the corpus has no val split
     wall_s: float
     train_s: float
     tokens_per_s: float
     checkpoint: str | None
+    eval_batches: int | None = None  # None: the losses are exact; N: estimates over N random batches
+    history: list[dict] = field(default_factory=list)  # this run's evaluations (metrics.jsonl's records)
+    config: dict = field(default_factory=dict)  # what config.json holds (or would, without an out_dir)
+
+    @property
+    def exact(self) -> bool:
+        return self.eval_batches is None
 
 
 class Evaluator:
-    """Loss over each split: exact from bigram counts, or the lecture's batch estimate."""
+    """Loss over each split: exact from bigram counts, or the lecture's batch estimate.
+
+    A corpus without a val split (val_fraction 0) has no val loss: None, never a number.
+    """
 
     def __init__(self, corpus: Corpus, cfg: TrainConfig):
         V = corpus.tokenizer.vocab_size
         self.cfg = cfg
-        self.counts = {s: bigram_counts(corpus.split(s), V) for s in ("train", "val")}
+        self.counts = {s: bigram_counts(corpus.split(s), V) for s in corpus.splits}
         if cfg.eval_batches is not None:
             # one stream per split: with a shared seed both would draw the same uniforms, and the
             # train and val estimates would read windows at the same relative positions
             seeds = dict(zip(("train", "val"), seed_streams(cfg.seed)["val"].spawn(2)))
             self.batchers = {
-                s: Batcher(corpus.split(s), cfg.batch_size, cfg.block_size, seeds[s]) for s in ("train", "val")
+                s: Batcher(corpus.split(s), cfg.batch_size, cfg.block_size, seeds[s]) for s in corpus.splits
             }
 
-    def __call__(self, model: Model) -> dict[str, float]:
+    @property
+    def label(self) -> str:
+        """What the losses are: 'exact', or 'estimates over N batches'."""
+        n = self.cfg.eval_batches
+        return "exact" if n is None else f"estimates over {n} batch{'es' if n != 1 else ''}"
+
+    def __call__(self, model: Model) -> dict[str, float | None]:
+        out: dict[str, float | None] = {"train": None, "val": None}
         if self.cfg.eval_batches is None:
-            return {s: model.eval_counts(c) for s, c in self.counts.items()}
-        out = {}
+            out.update({s: model.eval_counts(c) for s, c in self.counts.items()})
+            return out
         for s, b in self.batchers.items():  # the lecture's estimate_loss()
             losses = [model.forward(*b.get_batch())[1] for _ in range(self.cfg.eval_batches)]
             out[s] = float(np.mean(losses))
         return out
+
+    def line(self, step: int, losses: dict[str, float | None]) -> str:
+        """'step 500: train loss 2.4831, val loss 2.5120 (exact)': what the log shows of one evaluation."""
+        val = "no val split" if losses["val"] is None else f"val loss {losses['val']:.4f}"
+        return f"step {step}: train loss {losses['train']:.4f}, {val} ({self.label})"
 
     def get_state(self) -> dict | None:
         """The val/train estimate batchers' RNG states (None for exact evaluation)."""
@@ -169,6 +191,8 @@ def train(
     save_interval: int | None = None,
     resumed: dict | None = None,
     is_main: bool = True,
+    sample_interval: int | None = None,
+    sample: Callable[[], str] | None = None,
 ) -> TrainResult:
     """Train `model` for cfg.steps steps past its current step; evaluate, log, checkpoint.
 
@@ -180,12 +204,14 @@ def train(
     resumed run evaluates where the uninterrupted one would have. SIGINT and
     SIGTERM save a checkpoint at the last completed step and raise Interrupted.
     `is_main` False: a non-zero rank of a data-parallel job, same steps, silent, saves nothing.
+    `sample_interval` N: every N steps (from step 0), log `sample()`, a short seeded sample of the
+    model as it is then; it reads the table only, so the run's numbers are the same without it.
     """
     if not is_main:
         log, out_dir, progress = (lambda msg: None), None, False
     cfg.validate()
     corpus.check_block_size(cfg.block_size)
-    require_positive(save_interval=save_interval)
+    require_positive(save_interval=save_interval, sample_interval=sample_interval)
     log = log or (lambda msg: print(msg, file=sys.stderr))
     batcher = batcher or make_train_batcher(corpus, cfg)
     evaluate = Evaluator(corpus, cfg)
@@ -203,15 +229,34 @@ def train(
     loss = float("nan")
     take_step = make_step(model, batcher, cfg.method, schedule, start)  # draws batches many steps at a time
 
-    def do_eval(step: int) -> dict[str, float]:
+    def do_eval(step: int) -> dict[str, float | None]:
         losses = evaluate(model)
         evaluated.add(step)
-        log(f"step {step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+        log(evaluate.line(step, losses))
         metrics.append(
             {"step": step, "train_loss": losses["train"], "val_loss": losses["val"], "batch_loss": loss,
-             "wall_s": round(time.perf_counter() - t0, 4)}
+             "eval_batches": cfg.eval_batches, "wall_s": round(time.perf_counter() - t0, 4)}
         )
         return losses
+
+    def show_sample(step: int) -> None:
+        if sample_interval and sample is not None and step % sample_interval == 0:
+            log(f"step {step} sample: {sample()}")
+
+    def snapshot(step: int, losses: dict | None = None) -> dict:
+        """config.json of the state after `step` steps."""
+        config = dict(run_config or {})
+        config.update(
+            backend=backend, device=model.device, dtype=model.dtype, train=cfg.to_json(),
+            corpus={"sha256": corpus.sha256, "source": corpus.source, **corpus.split_config()},
+            batcher_state=batcher.get_state(), eval_batcher_state=evaluate.get_state(),
+            target_step=end, evaluated=step in evaluated,
+        )
+        if losses is not None:
+            config["metrics"] = {"train_loss": losses["train"], "val_loss": losses["val"],
+                                 "optimum_train_loss": optimal_loss(evaluate.counts["train"]),
+                                 "eval_batches": cfg.eval_batches}
+        return config
 
     def save(step: int, losses: dict | None = None) -> str | None:
         """Checkpoint the state after `step` steps, unless it went non-finite."""
@@ -220,17 +265,7 @@ def train(
         state = model.get_state()
         if not all(np.isfinite(state[k]).all() for k in STATE_KEYS[:3]):
             raise _nonfinite_error("the weights", float("nan"), step, cfg, out, saved["step"])
-        config = dict(run_config or {})
-        config.update(
-            backend=backend, device=model.device, dtype=model.dtype, train=cfg.to_json(),
-            corpus={"sha256": corpus.sha256, "source": corpus.source},
-            batcher_state=batcher.get_state(), eval_batcher_state=evaluate.get_state(),
-            target_step=end, evaluated=step in evaluated,
-        )
-        if losses is not None:
-            config["metrics"] = {"train_loss": losses["train"], "val_loss": losses["val"],
-                                 "optimum_train_loss": optimal_loss(evaluate.counts["train"])}
-        path = str(save_checkpoint(ckdir, state, corpus.tokenizer, config))
+        path = str(save_checkpoint(ckdir, state, corpus.tokenizer, snapshot(step, losses)))
         saved["step"] = step
         return path
 
@@ -243,6 +278,7 @@ def train(
                 raise _interrupted(signals.received, step, save(step))
             if step % cfg.eval_interval == 0 and step not in evaluated:
                 do_eval(step)
+            show_sample(step)
             if save_interval and step > start and step % save_interval == 0:
                 save(step)
             ts = time.perf_counter()
@@ -252,6 +288,7 @@ def train(
                 raise _nonfinite_error("loss", loss, step, cfg, out, saved["step"])
             bar.advance(step - start + 1, loss)
         losses = do_eval(end)
+        show_sample(end)
         ckpt = save(end, losses)
         if ckpt is not None:
             log(f"saved checkpoint to {ckpt}")
@@ -265,6 +302,9 @@ def train(
         train_s=train_s,
         tokens_per_s=cfg.steps * cfg.batch_size * cfg.block_size / max(train_s, 1e-12),
         checkpoint=ckpt,
+        eval_batches=cfg.eval_batches,
+        history=list(metrics.records),
+        config=snapshot(end, losses),
     )
 
 

@@ -1,0 +1,245 @@
+"""What `import bigram` offers as functions: train, fit, load, check, explain, vocab, backends.
+
+Each is what the CLI command of the same name runs; the CLI only parses
+options and prints. Defaults are the CLI's, so the same call gives the same
+numbers: `bigram.train(corpus, backend="numpy")` ends at exactly the losses of
+`bigram --backend numpy train`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from bigram.api.model import Model
+from bigram.core.backend import AdamWConfig
+from bigram.core.data import Corpus
+from bigram.core.defaults import (
+    DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD,
+    DEFAULT_SEED, DEFAULT_SMOOTHING, DEFAULT_STEPS,
+)
+from bigram.core.errors import BigramError
+
+DEFAULT_BACKEND = "torch"  # the CLI's default too; $BIGRAM_BACKEND overrides both
+SAMPLE_INTERVAL_TOKENS = 100  # the short samples of sample_interval
+
+
+def default_backend() -> str:
+    """$BIGRAM_BACKEND when set, else torch."""
+    return os.environ.get("BIGRAM_BACKEND") or DEFAULT_BACKEND
+
+
+def resolve_backend(backend=None) -> tuple[str, type]:
+    """(name, backend class) for a name from `bigram backends` (None: the default), or a backend class itself."""
+    if backend is None or isinstance(backend, str):
+        from bigram.core.plugins import load_backends, report_errors
+
+        reg = load_backends()
+        info = reg.get(backend or default_backend())  # a one-line error listing the installed ones
+        report_errors(reg)
+        return info.name, info.cls
+    if hasattr(backend, "cls") and hasattr(backend, "name"):  # a plugin registry entry (BackendInfo)
+        return backend.name, backend.cls
+    if hasattr(backend, "create"):
+        return getattr(backend, "name", type(backend).__name__), backend
+    raise BigramError(f"backend must be a name from `bigram backends` or a backend class, got {backend!r}")
+
+
+def as_corpus(corpus, *, val_fraction: float | None = None, val_data=None) -> Corpus:
+    """A Corpus as given, or loaded from a path (None: Tiny Shakespeare, downloaded once and cached)."""
+    if isinstance(corpus, Corpus):
+        if val_fraction is not None or val_data is not None:
+            raise BigramError("this Corpus is already split; pass val_fraction or val_data to bigram.Corpus.load "
+                              "(or Corpus.from_text) instead")
+        return corpus
+    return Corpus.load(corpus, val_fraction=val_fraction, val_data=val_data)
+
+
+def _say(log: Callable[[str], None] | None) -> Callable[[str], None]:
+    return log if log is not None else (lambda msg: None)
+
+
+def train(
+    corpus: Corpus | str | Path | None = None,
+    backend: str | type | None = None,
+    steps: int = DEFAULT_STEPS,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    lr: float = DEFAULT_LR,
+    lr_schedule: str = DEFAULT_LR_SCHEDULE,
+    min_lr: float | None = None,
+    decay_steps: int | None = None,
+    weight_decay: float = AdamWConfig.weight_decay,
+    seed: int = DEFAULT_SEED,
+    eval_interval: int = DEFAULT_EVAL_INTERVAL,
+    eval_batches: int | None = None,
+    method: str = DEFAULT_METHOD,
+    dtype: str = "float32",
+    device: str = "auto",
+    val_fraction: float | None = None,
+    val_data: str | Path | None = None,
+    out: str | Path | None = None,
+    save_interval: int | None = None,
+    sample_interval: int | None = None,
+    log: Callable[[str], None] | None = print,
+    progress: bool = True,
+) -> Model:
+    """Train a bigram model from the seeded N(0,1) table; the same run as `bigram train`.
+
+    corpus: a Corpus, a text file or prepared directory, or None for Tiny Shakespeare.
+    backend: "numpy", "torch" or any installed plugin (default: $BIGRAM_BACKEND, else torch).
+    The losses logged every `eval_interval` steps and recorded on the model are exact
+    (over every position of each split) unless `eval_batches` asks for the lecture's
+    estimate over that many random batches. `out` also writes a checkpoint there
+    (and `save_interval` every N steps); `sample_interval` N logs a short seeded
+    sample every N steps. `log` receives each line (None: silent).
+    """
+    from bigram.core.display import visible_text
+    from bigram.core.sampling import init_weights
+    from bigram.core.train import TrainConfig
+    from bigram.core.train import train as run_train
+
+    cfg = TrainConfig(
+        steps=steps, batch_size=batch_size, block_size=block_size, seed=seed, eval_interval=eval_interval,
+        eval_batches=eval_batches, optim=AdamWConfig(lr=lr, weight_decay=weight_decay), method=method,
+        lr_schedule=lr_schedule, min_lr=min_lr, decay_steps=decay_steps,
+    )
+    cfg.validate()
+    name, cls = resolve_backend(backend)  # an unknown backend fails before the corpus is read
+    corpus = as_corpus(corpus, val_fraction=val_fraction, val_data=val_data)
+    corpus.check_block_size(block_size)
+    impl = cls.create(init_weights(corpus.vocab_size, seed), device=device, dtype=dtype, optim=cfg.optim)
+    say = _say(log)
+    say(f"backend {name} on {impl.device} ({impl.dtype}); corpus {corpus.source}: {corpus.describe()}")
+    model = Model(impl, corpus.tokenizer, backend=name)
+    sample = lambda: visible_text(model.generate(SAMPLE_INTERVAL_TOKENS, seed=seed))  # noqa: E731
+    result = run_train(impl, corpus, cfg, backend=name, out_dir=out, log=say, progress=progress,
+                       run_config={"seed": seed}, save_interval=save_interval, sample_interval=sample_interval,
+                       sample=sample)
+    model.config, model.history, model.result = result.config, result.history, result
+    model.path = Path(result.checkpoint) if result.checkpoint else None
+    return model
+
+
+def fit(
+    corpus: Corpus | str | Path | None = None,
+    smoothing: float = DEFAULT_SMOOTHING,
+    backend: str | type | None = None,
+    *,
+    device: str = "auto",
+    val_fraction: float | None = None,
+    val_data: str | Path | None = None,
+    out: str | Path | None = None,
+    count=None,
+) -> Model:
+    """The closed-form best table for the train split, log((C + k) / rowsum), as a model; `bigram fit`.
+
+    No training: one pass counts the train bigrams C, and add-k smoothing
+    (k = `smoothing`; 0 is the pure train MLE) gives unseen pairs a finite logit.
+    Its losses are measured by the backend, exactly. `out` also writes it as a checkpoint.
+    """
+    from bigram.core.data import bigram_counts
+    from bigram.core.evaluate import check_smoothing, evaluate_counts, fit_table, split_counts
+
+    check_smoothing(smoothing)
+    name, cls = resolve_backend(backend)
+    corpus = as_corpus(corpus, val_fraction=val_fraction, val_data=val_data)
+    counts = split_counts(corpus, count=count or bigram_counts)
+    W = fit_table(counts["train"], smoothing)  # (V,V) float32 log-probabilities
+    impl = cls.create(W, device=device, dtype=str(W.dtype))
+    r = evaluate_counts(impl, counts)  # measured by the backend, not assumed
+    config = {
+        "backend": name, "device": impl.device, "dtype": impl.dtype, "fit": {"smoothing": smoothing},
+        "corpus": {"sha256": corpus.sha256, "source": corpus.source, **corpus.split_config()},
+        "metrics": {"train_loss": r.train_loss, "val_loss": r.val_loss, "optimum_train_loss": r.optimum_train_loss},
+    }
+    history = [{"step": 0, "train_loss": r.train_loss, "val_loss": r.val_loss}]  # `bigram plot` shows it
+    model = Model(impl, corpus.tokenizer, backend=name, config=config, history=history)
+    if out is not None:
+        model.save(out)
+    return model
+
+
+def load(path: str | Path = "out", backend: str | type | None = None, *, device: str = "auto") -> Model:
+    """A checkpoint directory as a Model on `backend` (any backend loads any backend's checkpoint)."""
+    from bigram.core.checkpoint import load_checkpoint
+    from bigram.core.metrics import read_metrics
+
+    name, cls = resolve_backend(backend)
+    ck = load_checkpoint(path)
+    impl = cls.create(ck.weights, device=device, dtype=str(ck.weights.dtype))
+    impl.set_state(ck.state)  # the AdamW moments too: save() writes them back unchanged
+    return Model(impl, ck.tokenizer, backend=name, config=ck.config, history=read_metrics(path), path=path)
+
+
+def check(
+    backends: Sequence[str] | None = None,
+    corpus: Corpus | str | Path | None = None,
+    *,
+    dtype: str = "float32",
+    steps: int = 10,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    lr: float = DEFAULT_LR,
+    seed: int = DEFAULT_SEED,
+    device: str = "auto",
+    val_fraction: float | None = None,
+    val_data: str | Path | None = None,
+):
+    """Cross-check backends tensor by tensor against the first (the reference); `bigram check`.
+
+    Same weights, same real batches: logits, loss, dlogits, the table's gradient,
+    the same at huge logits, sampled ids, `steps` AdamW steps and the final
+    weights and moments, each against a per-dtype tolerance. Returns a
+    CheckReport (`.ok` is False if any tensor is out of tolerance).
+    """
+    from bigram.core.backend import check_dtype
+    from bigram.core.check import CheckConfig, CheckReport, run_check
+    from bigram.core.errors import require_positive
+    from bigram.core.plugins import load_backends, report_errors
+
+    check_dtype(dtype)
+    require_positive(steps=steps, batch_size=batch_size, block_size=block_size)
+    reg = load_backends()
+    report_errors(reg)
+    names = check_names(backends, list(reg.backends))
+    classes = [(n, reg.get(n).cls) for n in names]  # an unknown name fails here, with the list
+    if device != "auto" and not any(device in cls.devices() for _, cls in classes):
+        raise BigramError(f"--device {device}: none of {', '.join(names)} can run there; use --device auto")
+    devices = {n: device if device != "auto" and device in cls.devices() else "auto" for n, cls in classes}
+    corpus = as_corpus(corpus, val_fraction=val_fraction, val_data=val_data)
+    corpus.check_block_size(block_size)
+    cfg = CheckConfig(dtype=dtype, steps=steps, batch_size=batch_size, block_size=block_size, seed=seed,
+                      optim=AdamWConfig(lr=lr))
+    return CheckReport(names[0], cfg, corpus.source, run_check(classes, corpus, cfg, devices))
+
+
+def check_names(names: Sequence[str] | None, installed: list[str]) -> list[str]:
+    """The backends to check: as given (the first is the reference), by default numpy then every other."""
+    if names is None:
+        names = ["numpy"] + sorted(n for n in installed if n != "numpy")
+        if len(names) < 2:
+            raise BigramError("only the numpy backend is installed; install another (see `bigram backends`) to check it")
+        return names
+    names = [n.strip() for n in names if n.strip()]
+    shown = ",".join(names)
+    if len(set(names)) != len(names):
+        raise BigramError(f"--backends {shown!r} names a backend twice; list each once, e.g. --backends numpy,torch")
+    if len(names) < 2:
+        raise BigramError(f"--backends {shown!r} names {len(names)} backend(s); give a reference and at least "
+                          "one more, e.g. --backends numpy,torch")
+    return names
+
+
+def backends() -> list[dict]:
+    """The installed backends: name, version, devices, the package each came from, a description."""
+    from bigram.core.plugins import load_backends, report_errors
+
+    reg = load_backends()
+    report_errors(reg, file=sys.stderr)
+    return [{"name": b.name, "version": b.version, "devices": b.cls.devices(), "package": b.dist,
+             "description": getattr(b.cls, "description", "")}
+            for b in sorted(reg.backends.values(), key=lambda b: b.name)]
