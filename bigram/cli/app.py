@@ -131,3 +131,4 @@ from bigram.cli import plot  # noqa: E402,F401
 from bigram.cli import data_cmd  # noqa: E402,F401  (bigram data prepare)
 from bigram.cli import check as _check  # noqa: E402,F401
 from bigram.cli import bench  # noqa: E402,F401
+from bigram.cli import nextchar  # noqa: E402,F401  (bigram next)
