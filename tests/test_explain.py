@@ -81,3 +81,119 @@ def test_explain_a_trained_checkpoint_and_bad_sizes(shakespeare_path, tmp_path, 
     with pytest.raises(SystemExit) as e:
         main(["-b", "numpy", "explain", "--data", str(shakespeare_path), "--block-size", "0"])
     assert e.value.code == 2 and "--block-size" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------
+# the backward pass and one AdamW update (bigram/core/explain.py)
+
+GRAD_TOL = {"float32": 1e-8, "float64": 1e-15}  # |dlogits| <= 1/(B*T): float32 rounding is ~1e-10
+STEP_TOL = {"float32": 1e-6, "float64": 1e-12}  # weights ~1 after one update of ~lr
+
+
+def reference_grads(W, xb, yb):
+    """dlogits (B,T,V) and dW (V,V) of the mean cross-entropy, written here in float64 from the table."""
+    W = W.astype(np.float64)
+    B, T = xb.shape
+    logits = W[xb]  # (B,T,V)
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    p[np.arange(B)[:, None], np.arange(T)[None, :], yb] -= 1.0
+    dlogits = p / (B * T)
+    dW = np.zeros_like(W)
+    for b in range(B):  # one position at a time: the scatter-add, spelled out
+        for t in range(T):
+            dW[xb[b, t]] += dlogits[b, t]
+    return dlogits, dW
+
+
+def torch_adamw_step(W, dW, optim, state=None):
+    """W after one torch.optim.AdamW step with gradient dW (float64), from the given moments and step."""
+    import torch
+
+    p = torch.nn.Parameter(torch.tensor(W, dtype=torch.float64))
+    opt = torch.optim.AdamW([p], lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps,
+                            weight_decay=optim.weight_decay)
+    if state is not None and int(state["adamw.step"]) > 0:
+        opt.state[p] = {"step": torch.tensor(float(state["adamw.step"])),
+                        "exp_avg": torch.tensor(state["adamw.exp_avg"], dtype=torch.float64),
+                        "exp_avg_sq": torch.tensor(state["adamw.exp_avg_sq"], dtype=torch.float64)}
+    p.grad = torch.tensor(dW, dtype=torch.float64)
+    opt.step()
+    return p.detach().numpy()
+
+
+@pytest.mark.parametrize("backend,dtype", [(b, d) for b in ("numpy", "torch") for d in ("float32", "float64")])
+def test_hand_worked_dlogits_scatter_add_and_adamw_equal_the_backend(backend, dtype, shakespeare):
+    from bigram.core.backend import AdamWConfig
+
+    W, model = make(backend, dtype, shakespeare)
+    before = model.get_state()
+    ex = explain(model, shakespeare, backend=backend, weights="init", batch_size=4, block_size=8, seed=1337,
+                 optim=AdamWConfig())
+    ref_dlogits, ref_dW = reference_grads(before["token_embedding_table.weight"], ex.xb, ex.yb)
+
+    g = ex.dlogits  # (softmax - onehot) / (B*T) for one position, by hand
+    assert g.n_positions == 32 and g.target_id == ex.yb[g.b, g.t]
+    assert np.abs(g.by_hand - ref_dlogits[g.b, g.t]).max() < 1e-15  # the hand formula is right
+    assert np.abs(g.by_hand - g.backend).max() < GRAD_TOL[dtype]  # and the backend agrees with it
+    assert g.max_abs_diff == np.abs(g.by_hand - g.backend).max()
+    assert (g.by_hand < 0).sum() == 1 and g.by_hand[g.target_id] < 0
+
+    s = ex.scatter  # a row read by two or more positions receives every contribution
+    assert len(s.positions) >= 2 and all(ex.xb[b, t] == s.row for b, t in s.positions)
+    assert (ex.xb == s.row).sum() == len(s.positions)
+    assert np.abs(s.summed - ref_dW[s.row]).max() < GRAD_TOL[dtype] * len(s.positions)
+    assert np.abs(s.backend_row - ref_dW[s.row]).max() < GRAD_TOL[dtype] * len(s.positions)
+    # Overwriting instead of adding (dW[xb] = dlogits) would leave one contribution: far off.
+    assert np.abs(s.contributions[-1] - s.backend_row).max() > 0.01
+    assert s.unread_zero and s.rows_read == len(np.unique(ex.xb))
+
+    a = ex.adamw  # one weight's update by hand, against torch.optim.AdamW itself and the backend's step
+    assert (a.i, a.j, a.t) == (s.row, s.columns[0], 1)
+    want = torch_adamw_step(before["token_embedding_table.weight"], ref_dW, AdamWConfig())[a.i, a.j]
+    assert abs(a.by_hand - want) < STEP_TOL[dtype]
+    assert abs(a.backend - a.by_hand) < STEP_TOL[dtype] and a.diff == abs(a.backend - a.by_hand)
+    after = model.get_state()  # the step was taken, read, and undone: the model is as it was
+    assert all(np.array_equal(after[k], before[k]) for k in before) and a.backend != a.w
+    assert 0.09 < a.table_moved < 0.11  # at t = 1 each weight with a gradient moves by about lr = 0.1
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_explain_a_checkpoint_takes_its_next_adamw_step_with_its_moments(backend, shakespeare, shakespeare_path,
+                                                                         tmp_path):
+    import bigram
+    from bigram.core.backend import AdamWConfig
+
+    from clirun import train_checkpoint
+
+    ck = train_checkpoint(tmp_path / "ck", shakespeare_path, backend=backend, steps=20)
+    model = bigram.load(ck, backend=backend)
+    state = model.impl.get_state()
+    ex = bigram.explain(shakespeare, model, batch_size=4, block_size=8)
+    a = ex.adamw
+    assert a.t == 21 and a.m != 0 and a.v != 0  # the saved moments, not fresh ones
+    _, ref_dW = reference_grads(state["token_embedding_table.weight"], ex.xb, ex.yb)
+    want = torch_adamw_step(state["token_embedding_table.weight"], ref_dW, AdamWConfig(), state)[a.i, a.j]
+    assert abs(a.by_hand - want) < 1e-6 and abs(a.backend - a.by_hand) < 1e-6
+    # explain steps a copy: the caller's model is untouched
+    assert np.array_equal(model.weights, state["token_embedding_table.weight"]) and model.step == 20
+    text = str(ex)
+    for title in ("backward through the loss", "scatter-add", "one AdamW update", "generation"):
+        assert title in text
+    assert f"W[{a.i},{a.j}] at step t = 21" in text
+
+
+def test_piped_output_walks_the_backward_pass(shakespeare_path):
+    from clirun import run_cli
+
+    code, out, err = run_cli(["-b", "numpy", "explain", "--data", str(shakespeare_path)])
+    assert code == 0, err
+    import re
+
+    titles = [m.group(2) for m in map(re.compile(r"^(\d+)\. ([^:]*)").match, out.splitlines()) if m]
+    assert titles == [
+        "a batch", "context -> target", "embedding lookup", "softmax", "one example's negative log-likelihood, by hand",
+        "the loss to expect at initialization", "backward through the loss", "backward through the lookup",
+        "one AdamW update of one weight, by hand from torch's formula", "generation"]
+    assert "dloss/dlogits[b,t] = (softmax(logits[b,t]) - onehot(target)) / 32" in out
+    assert "every other row's gradient is exactly 0: True" in out

@@ -217,6 +217,49 @@ def check(
     return CheckReport(names[0], cfg, corpus.source, run_check(classes, corpus, cfg, devices))
 
 
+def explain(
+    corpus: Corpus | str | Path | None = None,
+    model: Model | str | Path | None = None,
+    *,
+    backend: str | type | None = None,
+    batch_size: int = 4,
+    block_size: int = 8,
+    seed: int = DEFAULT_SEED,
+    device: str = "auto",
+):
+    """One real batch through the model, every number from the backend; `bigram explain`.
+
+    Shapes, the embedding lookup, softmax, one NLL by hand, the backward pass
+    (dlogits by hand, the scatter-add into the table), one AdamW update of one
+    weight by hand against the backend's, and sampling. `model`: a Model or a
+    checkpoint directory (default: the untrained N(0,1) table of `seed`); it is
+    copied, never changed. `print()` the result to read it.
+    """
+    from bigram.core.errors import require_positive
+    from bigram.core.explain import explain as run_explain
+    from bigram.core.sampling import init_weights
+
+    require_positive(batch_size=batch_size, block_size=block_size)
+    if model is None:
+        name, cls = resolve_backend(backend)
+        corpus = as_corpus(corpus)
+        state, source = None, f"untrained N(0,1) table (seed {seed})"
+        W = init_weights(corpus.vocab_size, seed)
+    else:
+        if not isinstance(model, Model):
+            model = load(model, backend, device=device)
+        name, cls = resolve_backend(backend or model.backend)
+        corpus = corpus if isinstance(corpus, Corpus) else Corpus.load(corpus, tokenizer=model.tokenizer)
+        model._check_vocabulary(corpus)
+        state, source = model.impl.get_state(), str(model.path or f"a {model.backend} model")
+        W = state["token_embedding_table.weight"]
+    impl = cls.create(W, device=device, dtype=str(W.dtype), optim=AdamWConfig())  # explain steps a copy
+    if state is not None:
+        impl.set_state(state)  # the AdamW moments too: the update shown is the next one
+    return run_explain(impl, corpus, backend=name, weights=source, batch_size=batch_size, block_size=block_size,
+                       seed=seed, optim=AdamWConfig())
+
+
 def check_names(names: Sequence[str] | None, installed: list[str]) -> list[str]:
     """The backends to check: as given (the first is the reference), by default numpy then every other."""
     if names is None:
