@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from bigram.api.model import Model
 from bigram.core.backend import AdamWConfig
 from bigram.core.data import Corpus
@@ -20,7 +22,11 @@ from bigram.core.defaults import (
     DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_LR_SCHEDULE, DEFAULT_METHOD,
     DEFAULT_SEED, DEFAULT_SMOOTHING, DEFAULT_STEPS,
 )
+from bigram.core.check import CheckReport
 from bigram.core.errors import BigramError
+from bigram.core.explain import Explanation
+
+CountFn = Callable[[np.ndarray, int], np.ndarray]  # bigram counts of a split: one process, or all-reduced
 
 DEFAULT_BACKEND = "torch"  # the CLI's default too; $BIGRAM_BACKEND overrides both
 SAMPLE_INTERVAL_TOKENS = 100  # the short samples of sample_interval
@@ -47,7 +53,8 @@ def resolve_backend(backend=None) -> tuple[str, type]:
     raise BigramError(f"backend must be a name from `bigram backends` or a backend class, got {backend!r}")
 
 
-def as_corpus(corpus, *, val_fraction: float | None = None, val_data=None) -> Corpus:
+def as_corpus(corpus: Corpus | str | Path | None, *, val_fraction: float | None = None,
+              val_data: str | Path | None = None) -> Corpus:
     """A Corpus as given, or loaded from a path (None: Tiny Shakespeare, downloaded once and cached)."""
     if isinstance(corpus, Corpus):
         if val_fraction is not None or val_data is not None:
@@ -133,7 +140,7 @@ def fit(
     val_fraction: float | None = None,
     val_data: str | Path | None = None,
     out: str | Path | None = None,
-    count=None,
+    count: CountFn | None = None,
 ) -> Model:
     """The closed-form best table for the train split, log((C + k) / rowsum), as a model; `bigram fit`.
 
@@ -188,7 +195,7 @@ def check(
     device: str = "auto",
     val_fraction: float | None = None,
     val_data: str | Path | None = None,
-):
+) -> CheckReport:
     """Cross-check backends tensor by tensor against the first (the reference); `bigram check`.
 
     Same weights, same real batches: logits, loss, dlogits, the table's gradient,
@@ -226,7 +233,7 @@ def explain(
     block_size: int = 8,
     seed: int = DEFAULT_SEED,
     device: str = "auto",
-):
+) -> Explanation:
     """One real batch through the model, every number from the backend; `bigram explain`.
 
     Shapes, the embedding lookup, softmax, one NLL by hand, the backward pass

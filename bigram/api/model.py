@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from bigram.api.tables import NextChars
 from bigram.core.backend import WEIGHT_KEY
+from bigram.core.backend import Model as BackendModel
 from bigram.core.data import Corpus
 from bigram.core.defaults import DEFAULT_SEED
 from bigram.core.display import html_table, token_labels
 from bigram.core.errors import BigramError
 from bigram.core.evaluate import EvalResult
+from bigram.core.tokenizer import Tokenizer
+from bigram.core.train import TrainResult
 
 DEFAULT_MAX_NEW_TOKENS = 500  # what `bigram generate` and train's sample write
 DEFAULT_TOP_K_SHOWN = 10  # rows of a next-character table
@@ -29,8 +34,9 @@ class Model:
     >>> model.next_probs("q")                            # doctest: +SKIP
     """
 
-    def __init__(self, impl, tokenizer, *, backend: str, config: dict | None = None,
-                 history: list[dict] | None = None, path: str | Path | None = None, result=None):
+    def __init__(self, impl: BackendModel, tokenizer: Tokenizer, *, backend: str, config: dict | None = None,
+                 history: list[dict] | None = None, path: str | Path | None = None,
+                 result: TrainResult | None = None):
         self.impl = impl  # the backend's model (core's Model protocol)
         self.tokenizer = tokenizer
         self.backend = backend
@@ -113,12 +119,11 @@ class Model:
         return sample_text(self.impl, self.tokenizer, prompt=prompt, max_new_tokens=max_new_tokens, seed=seed,
                            temperature=temperature, top_k=top_k)
 
-    def next_probs(self, prompt: str, top_k: int | None = DEFAULT_TOP_K_SHOWN):
+    def next_probs(self, prompt: str, top_k: int | None = DEFAULT_TOP_K_SHOWN) -> NextChars:
         """P(next character | the prompt's last character), sorted, as a table (bigram.NextChars).
 
         top_k: how many rows to show (None: all); table["u"] gives any character's probability.
         """
-        from bigram.api.tables import NextChars
         from bigram.core.generate import next_distribution
 
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
@@ -127,7 +132,8 @@ class Model:
         return NextChars(prompt, last, probs, self.tokenizer, top_k)
 
     def eval(self, corpus: Corpus | str | Path | None = None, *, splits: str = "both",
-             val_fraction: float | None = None, val_data: str | Path | None = None, count=None) -> EvalResult:
+             val_fraction: float | None = None, val_data: str | Path | None = None,
+             count: Callable[[np.ndarray, int], np.ndarray] | None = None) -> EvalResult:
         """Exact loss over each whole split, the best train loss any bigram reaches, and the gap.
 
         corpus: a Corpus, a text file or prepared directory (encoded with this model's
