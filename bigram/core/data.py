@@ -179,7 +179,7 @@ class Corpus:
     def describe(self) -> str:
         """'vocab 65, 1,003,854 train / 111,540 val tokens', saying where val came from when not held out."""
         if not self.has_val:
-            val = "no val split (--val-fraction 0)"
+            val = "no val split"
         elif self.val_source is not None:
             val = f"{len(self.val):,} val tokens from {self.val_source}"
         else:
