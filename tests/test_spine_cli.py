@@ -26,8 +26,9 @@ def trained(tmp_path_factory, shakespeare_path):
 
 def test_train_json_reports_exact_losses_and_writes_a_checkpoint(trained):
     out, result = trained
-    assert set(result) == {"backend", "device", "steps", "train_loss", "val_loss", "wall_s", "tokens_per_s",
-                           "checkpoint"}
+    assert set(result) == {"backend", "device", "steps", "train_loss", "val_loss", "exact", "eval_batches", "wall_s",
+                           "tokens_per_s", "checkpoint"}
+    assert result["exact"] is True and result["eval_batches"] is None
     assert result["backend"] == "torch" and result["steps"] == 400
     assert 2.4 < result["train_loss"] < 3.0 and 2.4 < result["val_loss"] < 3.0
     for name in ("model.safetensors", "optimizer.safetensors", "config.json", "metrics.jsonl"):

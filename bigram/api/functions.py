@@ -54,14 +54,31 @@ def resolve_backend(backend=None) -> tuple[str, type]:
 
 
 def as_corpus(corpus: Corpus | str | Path | None, *, val_fraction: float | None = None,
-              val_data: str | Path | None = None) -> Corpus:
-    """A Corpus as given, or loaded from a path (None: Tiny Shakespeare, downloaded once and cached)."""
+              val_data: str | Path | None = None, tokenizer: str | None = None) -> Corpus:
+    """A Corpus as given, or loaded from a path (None: Tiny Shakespeare, downloaded once and cached).
+
+    tokenizer: "char" (one id per distinct character of the text, the default) or "byte" (V = 256).
+    A char vocabulary is built from the text; a fixed one (byte) is handed to the loader. A
+    prepared directory keeps the tokenizer it was prepared with: asking for another is an
+    error, never a silent re-tokenization.
+    """
     if isinstance(corpus, Corpus):
-        if val_fraction is not None or val_data is not None:
-            raise BigramError("this Corpus is already split; pass val_fraction or val_data to bigram.Corpus.load "
-                              "(or Corpus.from_text) instead")
+        if val_fraction is not None or val_data is not None or tokenizer is not None:
+            raise BigramError("this Corpus is already tokenized and split; pass tokenizer, val_fraction or "
+                              "val_data to bigram.Corpus.load (or Corpus.from_text) instead")
         return corpus
-    return Corpus.load(corpus, val_fraction=val_fraction, val_data=val_data)
+    from bigram.core.tokenizer import TOKENIZERS
+
+    if tokenizer is not None and tokenizer not in TOKENIZERS:
+        raise BigramError(f"unknown --tokenizer {tokenizer!r}; use one of {', '.join(TOKENIZERS)}")
+    cls = TOKENIZERS.get(tokenizer)
+    fixed = cls() if cls is not None and cls.fixed_vocabulary else None
+    loaded = Corpus.load(corpus, tokenizer=fixed, val_fraction=val_fraction, val_data=val_data)
+    got = getattr(loaded.tokenizer, "kind", None)
+    if tokenizer is not None and got != tokenizer:
+        raise BigramError(f"{loaded.source} was prepared with the {got} tokenizer, not {tokenizer}; drop --tokenizer, "
+                          f"or prepare it again with `bigram data prepare FILE --out DIR --tokenizer {tokenizer}`")
+    return loaded
 
 
 def _say(log: Callable[[str], None] | None) -> Callable[[str], None]:
@@ -88,11 +105,13 @@ def train(
     device: str = "auto",
     val_fraction: float | None = None,
     val_data: str | Path | None = None,
+    tokenizer: str | None = None,
     out: str | Path | None = None,
     save_interval: int | None = None,
     sample_interval: int | None = None,
     log: Callable[[str], None] | None = print,
     progress: bool = True,
+    distributed: bool = False,
 ) -> Model:
     """Train a bigram model from the seeded N(0,1) table; the same run as `bigram train`.
 
@@ -102,8 +121,10 @@ def train(
     (over every position of each split) unless `eval_batches` asks for the lecture's
     estimate over that many random batches. `out` also writes a checkpoint there
     (and `save_interval` every N steps); `sample_interval` N logs a short seeded
-    sample every N steps. `log` receives each line (None: silent).
+    sample every N steps. `log` receives each line (None: silent). `distributed`: run as
+    one rank of a torchrun job (torch, DDP); only rank 0 logs and saves (`model.rank`).
     """
+    from bigram.api.parallel import TrainRun
     from bigram.core.display import visible_text
     from bigram.core.sampling import init_weights
     from bigram.core.train import TrainConfig
@@ -115,18 +136,27 @@ def train(
         lr_schedule=lr_schedule, min_lr=min_lr, decay_steps=decay_steps,
     )
     cfg.validate()
+    if out is not None:
+        from bigram.core.checkpoint import check_out
+
+        check_out(out)  # a directory bigram must not write into is refused before the corpus is read
     name, cls = resolve_backend(backend)  # an unknown backend fails before the corpus is read
-    corpus = as_corpus(corpus, val_fraction=val_fraction, val_data=val_data)
-    corpus.check_block_size(block_size)
-    impl = cls.create(init_weights(corpus.vocab_size, seed), device=device, dtype=dtype, optim=cfg.optim)
-    say = _say(log)
-    say(f"backend {name} on {impl.device} ({impl.dtype}); corpus {corpus.source}: {corpus.describe()}")
-    model = Model(impl, corpus.tokenizer, backend=name)
-    sample = lambda: visible_text(model.generate(SAMPLE_INTERVAL_TOKENS, seed=seed))  # noqa: E731
-    result = run_train(impl, corpus, cfg, backend=name, out_dir=out, log=say, progress=progress,
-                       run_config={"seed": seed}, save_interval=save_interval, sample_interval=sample_interval,
-                       sample=sample)
-    model.config, model.history, model.result = result.config, result.history, result
+    run = TrainRun(name, device, distributed)
+    try:
+        corpus = as_corpus(corpus, val_fraction=val_fraction, val_data=val_data, tokenizer=tokenizer)
+        corpus.check_block_size(block_size)
+        impl = cls.create(init_weights(corpus.vocab_size, seed), device=device, dtype=dtype, optim=cfg.optim)
+        impl, batcher = run.setup(impl, corpus, cfg)
+        say = _say(log if run.is_main else None)
+        say(f"backend {name} on {impl.device} ({impl.dtype}); corpus {corpus.source}: {corpus.describe()}")
+        model = Model(impl, corpus.tokenizer, backend=name)
+        sample = lambda: visible_text(model.generate(SAMPLE_INTERVAL_TOKENS, seed=seed))  # noqa: E731
+        result = run_train(impl, corpus, cfg, backend=name, out_dir=out, log=say, progress=progress,
+                           run_config={"seed": seed}, save_interval=save_interval, batcher=batcher,
+                           is_main=run.is_main, sample_interval=sample_interval, sample=sample)
+    finally:
+        run.close()  # leave the process group even when interrupted
+    model.config, model.history, model.result, model.rank = result.config, result.history, result, run.rank
     model.path = Path(result.checkpoint) if result.checkpoint else None
     return model
 
@@ -139,6 +169,7 @@ def fit(
     device: str = "auto",
     val_fraction: float | None = None,
     val_data: str | Path | None = None,
+    tokenizer: str | None = None,
     out: str | Path | None = None,
     count: CountFn | None = None,
 ) -> Model:
@@ -147,13 +178,18 @@ def fit(
     No training: one pass counts the train bigrams C, and add-k smoothing
     (k = `smoothing`; 0 is the pure train MLE) gives unseen pairs a finite logit.
     Its losses are measured by the backend, exactly. `out` also writes it as a checkpoint.
+    `count(tokens, V)` counts a split's bigrams (a torchrun job passes the all-reduced one).
     """
     from bigram.core.data import bigram_counts
     from bigram.core.evaluate import check_smoothing, evaluate_counts, fit_table, split_counts
 
     check_smoothing(smoothing)
+    if out is not None:
+        from bigram.core.checkpoint import check_out
+
+        check_out(out)  # refused before the corpus is read and counted
     name, cls = resolve_backend(backend)
-    corpus = as_corpus(corpus, val_fraction=val_fraction, val_data=val_data)
+    corpus = as_corpus(corpus, val_fraction=val_fraction, val_data=val_data, tokenizer=tokenizer)
     counts = split_counts(corpus, count=count or bigram_counts)
     W = fit_table(counts["train"], smoothing)  # (V,V) float32 log-probabilities
     impl = cls.create(W, device=device, dtype=str(W.dtype))

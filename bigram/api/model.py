@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -44,6 +43,7 @@ class Model:
         self.history = list(history or [])  # metrics.jsonl's records: one per evaluation
         self.path = Path(path) if path is not None else None  # where it was saved or loaded
         self.result = result  # the TrainResult of bigram.train (timings), else None
+        self.rank = 0  # in a torchrun job (train(distributed=True)), this process's rank
 
     # ---------------------------------------------------------------- facts
 
@@ -155,7 +155,7 @@ class Model:
             corpus, counts, warnings = load_corpus_for(self, corpus, count, val_fraction=val_fraction,
                                                        val_data=val_data)
         result = evaluate_counts(self.impl, counts, asked)
-        result.warnings = warnings
+        result.warnings, result.corpus = warnings, corpus
         return result
 
     def _check_vocabulary(self, corpus: Corpus) -> None:
@@ -167,16 +167,16 @@ class Model:
             )
 
     def save(self, path: str | Path) -> Path:
-        """Write the model as an ordinary checkpoint directory (what `bigram train --out` writes)."""
+        """Write the model as an ordinary checkpoint directory (what `bigram train --out` writes).
+
+        DIR is a new path, an empty directory or a checkpoint (replaced); anything
+        else is refused (bigram.core.checkpoint). Its metrics.jsonl becomes this
+        model's history, never an older run's.
+        """
         from bigram.core.checkpoint import save_checkpoint
-        from bigram.core.data import atomic_write_bytes
-        from bigram.core.metrics import METRICS_FILE, json_safe
 
         config = {"backend": self.backend, "device": self.device, "dtype": self.dtype, **self.config}
-        out = save_checkpoint(path, self.impl.get_state(), self.tokenizer, config)
-        lines = "".join(json.dumps(json_safe(r)) + "\n" for r in self.history)
-        atomic_write_bytes(Path(out) / METRICS_FILE, lines.encode())  # this model's run, never an older one's
-        self.path = Path(out)
+        self.path = Path(save_checkpoint(path, self.impl.get_state(), self.tokenizer, config, metrics=self.history))
         return self.path
 
     # ---------------------------------------------------------------- display

@@ -10,8 +10,7 @@ import typer
 
 from bigram.cli.app import app
 from bigram.cli.common import (
-    DTYPE_HELP, PROMPT_HELP, build_model, check_generation_options, finish_run, get_backend, print_json, renamed,
-    sample_text, state,
+    DTYPE_HELP, PROMPT_HELP, finish_run, get_backend, note_start, print_json, renamed, state,
 )
 from bigram.cli.scale import TOKENIZER_HELP
 from bigram.core.defaults import (
@@ -92,6 +91,8 @@ def train(
     ),
 ) -> None:
     """Train a bigram model, save a checkpoint and print a sample."""
+    from bigram.core.generate import check_generation_options
+
     max_new_tokens = renamed(ctx, "--sample", sample_old, "--max-new-tokens", "max_new_tokens")
     check_generation_options(max_new_tokens, 1.0, None)
     if resume is not None:
@@ -100,42 +101,18 @@ def train(
         return resume_command(ctx, resume, data=data, steps=steps, out=out, save_interval=save_interval,
                               max_new_tokens=max_new_tokens, json_out=json_out, dtype=dtype, tokenizer=tokenizer,
                               distributed=distributed)
-    from bigram.core.backend import AdamWConfig
-    from bigram.core.sampling import init_weights
-    from bigram.core.train import TrainConfig
-    from bigram.core.train import train as run_train
+    from bigram.api.functions import train as run_train
 
-    cfg = TrainConfig(
-        steps=steps, batch_size=batch_size, block_size=block_size, seed=seed, eval_interval=eval_interval,
-        eval_batches=eval_batches, optim=AdamWConfig(lr=lr, weight_decay=weight_decay), method=method,
-        lr_schedule=lr_schedule, min_lr=min_lr, decay_steps=decay_steps,
-    )
-    cfg.validate()
-    from bigram.core.checkpoint import check_out
-
-    check_out(out)  # a directory bigram must not write into is refused before the corpus is read
     st = state(ctx)
-    get_backend(st.backend, ctx)  # an unknown backend fails before the corpus is read
-    from bigram.cli.scale import TrainRun, load_corpus_as
-
-    run = TrainRun(st.backend, st.device, distributed)
-    corpus = load_corpus_as(data, tokenizer)
-    corpus.check_block_size(block_size)
-    V = corpus.tokenizer.vocab_size
-    model = build_model(ctx, init_weights(V, seed), dtype=dtype, optim=cfg.optim)
-    model, batcher = run.setup(model, corpus, cfg)
-    say = lambda msg: print(msg, file=sys.stderr) if run.is_main else None  # noqa: E731
-    say(f"backend {st.backend} on {model.device} ({model.dtype}); corpus {corpus.source}: vocab {V}, "
-        f"{len(corpus.train):,} train / {len(corpus.val):,} val tokens")
-    try:
-        result = run_train(model, corpus, cfg, backend=st.backend, out_dir=out, log=say, run_config={"seed": seed},
-                           save_interval=save_interval, batcher=batcher, is_main=run.is_main)
-    finally:
-        run.close()  # leave the process group even when interrupted
-    if not run.is_main:
-        return
-    finish_run(result, model, corpus, backend=st.backend, steps=cfg.steps, seed=seed, max_new_tokens=max_new_tokens,
-               json_out=json_out)
+    model = run_train(
+        data, get_backend(st.backend, ctx), steps, batch_size=batch_size, block_size=block_size, lr=lr,
+        lr_schedule=lr_schedule, min_lr=min_lr, decay_steps=decay_steps, weight_decay=weight_decay, seed=seed,
+        eval_interval=eval_interval, eval_batches=eval_batches, method=method, dtype=dtype, device=st.device,
+        tokenizer=tokenizer, out=out, save_interval=save_interval, distributed=distributed,
+        log=lambda msg: print(msg, file=sys.stderr),
+    )
+    if model.rank == 0:
+        finish_run(model, steps=steps, seed=seed, max_new_tokens=max_new_tokens, json_out=json_out)
 
 
 @app.command()
@@ -149,14 +126,15 @@ def generate(
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed for the sampling coins."),
 ) -> None:
     """Sample text from a checkpoint. Same checkpoint and seed: same text on every backend."""
-    from bigram.core.checkpoint import load_checkpoint
+    from bigram.api.functions import load
+    from bigram.core.generate import check_generation_options
 
     check_generation_options(max_new_tokens, temperature, top_k)
-    get_backend(state(ctx).backend, ctx)
-    ck = load_checkpoint(checkpoint)
-    model = build_model(ctx, ck.weights, dtype=str(ck.weights.dtype))
-    text = sample_text(model, ck.tokenizer, prompt=prompt, max_new_tokens=max_new_tokens, seed=seed,
-                       temperature=temperature, top_k=top_k)
+    st = state(ctx)
+    model = load(checkpoint, get_backend(st.backend, ctx), device=st.device)
+    if not prompt:
+        note_start(model.tokenizer)
+    text = model.generate(max_new_tokens, prompt=prompt, seed=seed, temperature=temperature, top_k=top_k)
     sys.stdout.write(text + "\n")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import typer
 
 from bigram.core.errors import BigramError
-
 
 DTYPE_HELP = "float32 (the default of every command: what checkpoints hold) or float64."
 
@@ -77,40 +75,31 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(json_safe(obj)) + "\n")
 
 
-def finish_run(result, model, corpus, *, backend: str, steps: int, seed: int, max_new_tokens: int,
-               json_out: bool, **extra) -> None:
-    """What `train` prints after training, fresh or resumed: speed, a sample, the JSON result."""
+def finish_run(model, *, steps: int, seed: int, max_new_tokens: int, json_out: bool, **extra) -> None:
+    """What `train` prints after training, fresh or resumed: speed, a sample, the JSON result.
+
+    `model` is the bigram.Model that bigram.train returned (its `result` holds the run's numbers).
+    """
+    result = model.result
     print(f"{steps} steps in {result.train_s:.2f} s ({result.tokens_per_s:,.0f} tokens/s)", file=sys.stderr)
     if max_new_tokens > 0:
-        text = sample_text(model, corpus.tokenizer, prompt=None, max_new_tokens=max_new_tokens, seed=seed)
-        print(text, file=sys.stderr if json_out else sys.stdout)
+        note_start(model.tokenizer)
+        print(model.generate(max_new_tokens, seed=seed), file=sys.stderr if json_out else sys.stdout)
     if json_out:
         print_json({
-            "backend": backend, "device": model.device, "steps": result.step, "train_loss": result.train_loss,
-            "val_loss": result.val_loss, "wall_s": round(result.wall_s, 4), "tokens_per_s": result.tokens_per_s,
-            "checkpoint": result.checkpoint, **extra,
+            "backend": model.backend, "device": model.device, "steps": result.step, "train_loss": result.train_loss,
+            "val_loss": result.val_loss, "exact": result.exact, "eval_batches": result.eval_batches,
+            "wall_s": round(result.wall_s, 4), "tokens_per_s": result.tokens_per_s, "checkpoint": result.checkpoint,
+            **extra,
         })
-
-
-def check_generation_options(max_new_tokens: int, temperature: float, top_k: int | None) -> None:
-    from bigram.core.train import MAX_SIZE
-
-    if max_new_tokens < 0:
-        raise BigramError(f"--max-new-tokens must be >= 0, got {max_new_tokens}; 0 samples nothing")
-    if max_new_tokens > MAX_SIZE:  # checked before train trains, not after
-        raise BigramError(f"cannot sample {max_new_tokens} tokens; ask for at most {MAX_SIZE} with --max-new-tokens")
-    if not math.isfinite(temperature) or temperature < 0:
-        raise BigramError(f"--temperature must be a finite number >= 0, got {temperature}; 1.0 samples the model as is")
-    if top_k is not None and top_k < 1:
-        raise BigramError(f"--top-k must be >= 1, got {top_k}; leave it out to sample from every token")
 
 
 PROMPT_HELP = ("Text to continue (default: a newline; a vocabulary without one starts from its token 0, "
                "which is named on stderr).")
 
 
-def start_id(tokenizer) -> int:
-    """The default prompt's one token: a newline, or token 0 named on stderr where there is no newline."""
+def note_start(tokenizer) -> None:
+    """Where a sample with no prompt starts is a newline; a vocabulary without one starts from token 0, named here."""
     from bigram.core.sampling import start_token
 
     tid, newline = start_token(tokenizer)
@@ -118,30 +107,3 @@ def start_id(tokenizer) -> int:
         shown = json.dumps(tokenizer.decode([tid]), ensure_ascii=False)
         print(f"note: the vocabulary has no newline, so the sample starts from token {tid} ({shown}); "
               "pass --prompt to choose", file=sys.stderr)
-    return tid
-
-
-def sample_text(model, tokenizer, *, prompt: str | None, max_new_tokens: int, seed: int,
-                temperature: float = 1.0, top_k: int | None = None) -> str:
-    """Prompt + max_new_tokens sampled characters, coins drawn in core from `seed`."""
-    import numpy as np
-
-    from bigram.core.sampling import draw_coins
-
-    if not 0 <= seed < 2**64:
-        raise BigramError(f"--seed must be an integer from 0 to 2**64-1, got {seed}; e.g. --seed 1337")
-
-    if prompt:
-        bad = tokenizer.unknown_chars(prompt) if hasattr(tokenizer, "unknown_chars") else []
-        if bad:
-            shown = ", ".join(json.dumps(c, ensure_ascii=False) for c in bad[:20])
-            raise BigramError(
-                f"--prompt has {len(bad)} character(s) not in the model's vocabulary: {shown}; "
-                "use only characters from the training corpus (`bigram vocab --checkpoint DIR` lists them)"
-            )
-        idx = tokenizer.encode(prompt).astype(np.int64)[None, :]  # (1,T)
-    else:
-        idx = np.array([[start_id(tokenizer)]], dtype=np.int64)  # (1,1)
-    coins = draw_coins(seed, 1, max_new_tokens)  # (1,N)
-    out = model.generate(idx, coins, temperature=temperature, top_k=top_k)  # (1,T+N)
-    return tokenizer.decode(out[0])

@@ -82,5 +82,9 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
     result = run_train(model, corpus, cfg, backend=backend, out_dir=out, batcher=batcher, log=say,
                        run_config={"seed": cfg.seed}, save_interval=save_interval,
                        resumed=resumed)
-    finish_run(result, model, corpus, backend=backend, steps=cfg.steps, seed=cfg.seed, max_new_tokens=max_new_tokens,
-               json_out=json_out, resumed_from=str(ck_dir))
+    from bigram.api.model import Model
+
+    done = Model(model, corpus.tokenizer, backend=backend, config=result.config, history=result.history,
+                 path=result.checkpoint, result=result)
+    finish_run(done, steps=cfg.steps, seed=cfg.seed, max_new_tokens=max_new_tokens, json_out=json_out,
+               resumed_from=str(ck_dir))

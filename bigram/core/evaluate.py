@@ -37,6 +37,7 @@ class EvalResult:
     optimum_train_loss: float
     gap: float | None
     warnings: list[str] = field(default_factory=list, repr=False, compare=False)  # e.g. another corpus
+    corpus: Corpus | None = field(default=None, repr=False, compare=False)  # what was evaluated
 
     exact = True  # over every position of each split, never an estimate
 

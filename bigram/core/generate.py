@@ -13,14 +13,17 @@ import math
 import numpy as np
 
 from bigram.core.errors import BigramError
-from bigram.core.sampling import draw_coins
+from bigram.core.sampling import draw_coins, start_token
 
 MAX_SIZE = 2**31 - 1  # as core.train's: beyond any machine's memory
 
 
 def check_generation_options(max_new_tokens: int, temperature: float, top_k: int | None) -> None:
+    """One-line errors for sampling options no run can use (train checks them before it trains)."""
     if max_new_tokens < 0:
-        raise BigramError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
+        raise BigramError(f"--max-new-tokens must be >= 0, got {max_new_tokens}; 0 samples nothing")
+    if max_new_tokens > MAX_SIZE:
+        raise BigramError(f"cannot sample {max_new_tokens} tokens; ask for at most {MAX_SIZE} with --max-new-tokens")
     if not math.isfinite(temperature) or temperature < 0:
         raise BigramError(f"--temperature must be a finite number >= 0, got {temperature}; 1.0 samples the model as is")
     if top_k is not None and top_k < 1:
@@ -45,8 +48,8 @@ def encode_prompt(tokenizer, prompt: str) -> np.ndarray:
 
 
 def start_ids(tokenizer) -> np.ndarray:
-    """(1,1): where a sample with no prompt starts, the lecture's token 0 ('\\n' on Tiny Shakespeare)."""
-    return np.zeros((1, 1), dtype=np.int64)
+    """(1,1): where a sample with no prompt starts, a newline (token 0 where the vocabulary has none)."""
+    return np.array([[start_token(tokenizer)[0]]], dtype=np.int64)
 
 
 def sample_text(model, tokenizer, *, prompt: str | None, max_new_tokens: int, seed: int,
@@ -54,8 +57,6 @@ def sample_text(model, tokenizer, *, prompt: str | None, max_new_tokens: int, se
     """Prompt + max_new_tokens sampled characters, coins drawn in core from `seed`."""
     check_generation_options(max_new_tokens, temperature, top_k)
     check_seed(seed)
-    if max_new_tokens > MAX_SIZE:
-        raise BigramError(f"cannot sample {max_new_tokens} tokens; ask for at most {MAX_SIZE} (--sample, --max-new-tokens)")
     idx = encode_prompt(tokenizer, prompt) if prompt else start_ids(tokenizer)  # (1,T)
     coins = draw_coins(seed, 1, max_new_tokens)  # (1,N)
     out = model.generate(idx, coins, temperature=temperature, top_k=top_k)  # (1,T+N)

@@ -1,0 +1,71 @@
+"""How a run goes past one CPU process: a torchrun rank (--distributed) or on CUDA.
+
+The torch parts are imported only on those paths, so `bigram --help` and the
+NumPy backend never load torch.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+from bigram.core.errors import BigramError
+
+
+class TrainRun:
+    """One process (rank 0 of 1), or one rank of a torchrun job joined at construction."""
+
+    def __init__(self, backend: str, device: str, distributed: bool):
+        self.backend, self.distributed = backend, distributed
+        self.rank, self.world = 0, 1
+        if distributed:
+            if backend != "torch":
+                raise BigramError(f"--distributed runs on torch.distributed; use --backend torch, not {backend!r}")
+            if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:  # checked before paying for torch
+                raise BigramError(
+                    "--distributed needs torchrun's environment (RANK, WORLD_SIZE unset); launch with "
+                    "`torchrun --nproc_per_node N -m bigram --backend torch train --distributed ...`"
+                )
+            from bigram.backends.torch_dist import init_distributed
+
+            self.rank, self.world = init_distributed(device)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def setup(self, model, corpus, cfg):
+        """(model, batcher) for core's train(); batcher None means core's default one."""
+        if self.backend != "torch" or not (self.distributed or model.device == "cuda"):
+            return model, None
+        from bigram.backends.torch_dist import DeviceBatcher, TorchTrainer
+        from bigram.core.distributed import rank_batcher
+
+        batcher = rank_batcher(corpus.train, cfg.batch_size, cfg.block_size, cfg.seed, self.rank, self.world)
+        model = TorchTrainer(model, distributed=self.distributed)
+        if model.device == "cuda":  # the split lives on the GPU; batches are gathered there
+            batcher = DeviceBatcher(batcher, model.torch_device)
+        return model, batcher
+
+    def close(self) -> None:
+        if self.distributed:
+            from bigram.backends.torch_dist import close_distributed
+
+            close_distributed()
+
+
+@contextmanager
+def counting(distributed: bool, device: str):
+    """Yield (count function, is this the rank that reports): one process, or a torchrun job."""
+    if not distributed:
+        from bigram.core.data import bigram_counts
+
+        yield bigram_counts, True
+        return
+    from bigram.backends.torch_dist import close_distributed, distributed_bigram_counts, init_distributed
+
+    rank, _ = init_distributed(device)
+    try:
+        yield distributed_bigram_counts, rank == 0
+    finally:
+        close_distributed()
