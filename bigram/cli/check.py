@@ -10,6 +10,7 @@ import typer
 
 from bigram.cli.app import app
 from bigram.cli.common import print_json, state
+from bigram.cli.options import val_data_option, val_fraction_option
 from bigram.core.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_DTYPE, DEFAULT_LR, DEFAULT_SEED
 
 
@@ -46,6 +47,8 @@ def check(
     lr: float = typer.Option(DEFAULT_LR, "--lr", help="AdamW learning rate."),
     seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed for the weights, batches and sampling coins."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    val_fraction: Optional[float] = val_fraction_option(),
+    val_data: Optional[Path] = val_data_option(),
 ) -> None:
     """Cross-check backends: same weights and batches, compare logits, loss, gradients, N AdamW steps.
 
@@ -55,7 +58,7 @@ def check(
 
     names = None if backends is None else backends.split(",")
     report = run_check(names, data, dtype=dtype, steps=steps, batch_size=batch_size, block_size=block_size, lr=lr,
-                       seed=seed, device=state(ctx).device)
+                       seed=seed, device=state(ctx).device, val_fraction=val_fraction, val_data=val_data)
     if json_out:
         print_json(report.to_json())
     else:

@@ -13,6 +13,7 @@ from bigram.cli.common import (
     DTYPE_HELP, PROMPT_HELP, finish_run, get_backend, note_start, print_json, renamed, state,
 )
 from bigram.cli.scale import TOKENIZER_HELP
+from bigram.cli.options import sample_interval_option, val_data_option, val_fraction_option
 from bigram.core.defaults import (
     DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_DTYPE, DEFAULT_EVAL_INTERVAL, DEFAULT_LR, DEFAULT_LR_SCHEDULE,
     DEFAULT_MAX_NEW_TOKENS, DEFAULT_METHOD, DEFAULT_SEED, DEFAULT_STEPS,
@@ -89,6 +90,9 @@ def train(
     distributed: bool = typer.Option(
         False, "--distributed", help="Run as one rank of a torchrun job (torch backend, DDP); --batch-size is the total."
     ),
+    val_fraction: Optional[float] = val_fraction_option(),
+    val_data: Optional[Path] = val_data_option(),
+    sample_interval: Optional[int] = sample_interval_option(),
 ) -> None:
     """Train a bigram model, save a checkpoint and print a sample."""
     from bigram.core.generate import check_generation_options
@@ -100,7 +104,8 @@ def train(
 
         return resume_command(ctx, resume, data=data, steps=steps, out=out, save_interval=save_interval,
                               max_new_tokens=max_new_tokens, json_out=json_out, dtype=dtype, tokenizer=tokenizer,
-                              distributed=distributed)
+                              distributed=distributed, val_fraction=val_fraction, val_data=val_data,
+                              sample_interval=sample_interval)
     from bigram.api.functions import train as run_train
 
     st = state(ctx)
@@ -109,6 +114,7 @@ def train(
         lr_schedule=lr_schedule, min_lr=min_lr, decay_steps=decay_steps, weight_decay=weight_decay, seed=seed,
         eval_interval=eval_interval, eval_batches=eval_batches, method=method, dtype=dtype, device=st.device,
         tokenizer=tokenizer, out=out, save_interval=save_interval, distributed=distributed,
+        val_fraction=val_fraction, val_data=val_data, sample_interval=sample_interval,
         log=lambda msg: print(msg, file=sys.stderr),
     )
     if model.rank == 0:

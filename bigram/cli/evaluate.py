@@ -12,6 +12,7 @@ from bigram.cli.app import app
 from bigram.api.parallel import counting
 from bigram.cli.common import get_backend, print_json, state
 from bigram.cli.scale import TOKENIZER_HELP
+from bigram.cli.options import val_data_option, val_fraction_option
 from bigram.core.defaults import DEFAULT_SMOOTHING
 
 # A checkpoint records where its corpus came from, but that path is never opened:
@@ -34,6 +35,11 @@ def eval_command(
     split: str = typer.Option("both", "--split", help="train, val or both."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
     distributed: bool = typer.Option(False, "--distributed", help=DISTRIBUTED_HELP),
+    val_fraction: Optional[float] = typer.Option(
+        None, "--val-fraction", metavar="F", help="Share of --data held out as val, 0 <= F < 1 "
+        "(default: the split the checkpoint was trained with; 0: no val split)."
+    ),
+    val_data: Optional[Path] = val_data_option(),
 ) -> None:
     """Exact loss over each whole split, the best loss any bigram reaches on train, and the gap.
 
@@ -47,7 +53,7 @@ def eval_command(
     st = state(ctx)
     model = load(checkpoint, get_backend(st.backend, ctx), device=st.device)  # an unknown backend fails first
     with counting(distributed, st.device) as (count, is_main):
-        result = model.eval(data, splits=split, count=count)  # every rank counts its shard
+        result = model.eval(data, splits=split, count=count, val_fraction=val_fraction, val_data=val_data)
     if not is_main:
         return
     for w in result.warnings:
@@ -59,10 +65,12 @@ def eval_command(
 
 
 def _print_eval(r, corpus) -> None:
-    print(f"corpus {corpus.source}: {len(corpus.train):,} train / {len(corpus.val):,} val tokens")
+    print(f"corpus {corpus.source}: {corpus.describe()}")
     for name, loss in (("train", r.train_loss), ("val", r.val_loss)):
         if loss is not None:
             print(f"{name} loss (exact, every position): {loss:.6f}")
+        elif name == "val" and not corpus.has_val:
+            print("val loss:                            none (no val split)")
     print(f"optimum train loss (train MLE):      {r.optimum_train_loss:.6f}")
     if r.gap is not None:
         print(f"gap (train loss - optimum):          {r.gap:.6f}")
@@ -79,6 +87,8 @@ def fit(
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object to stdout."),
     distributed: bool = typer.Option(False, "--distributed", help=DISTRIBUTED_HELP),
+    val_fraction: Optional[float] = val_fraction_option(),
+    val_data: Optional[Path] = val_data_option(),
 ) -> None:
     """Write the closed-form best table, log((C + k) / rowsum), as an ordinary checkpoint."""
     from bigram.api.functions import fit as run_fit
@@ -92,7 +102,8 @@ def fit(
     st = state(ctx)
     info = get_backend(st.backend, ctx)
     with counting(distributed, st.device) as (count, is_main):
-        model = run_fit(data, smoothing, info, device=st.device, count=count, tokenizer=tokenizer)
+        model = run_fit(data, smoothing, info, device=st.device, count=count, tokenizer=tokenizer,
+                        val_fraction=val_fraction, val_data=val_data)
     if not is_main:
         return  # rank 0 alone writes the checkpoint
     ckpt = str(model.save(out))
@@ -101,6 +112,7 @@ def fit(
         print_json({"train_loss": model.train_loss, "val_loss": model.val_loss, "checkpoint": ckpt,
                     "smoothing": smoothing, "optimum_train_loss": optimum})
         return
+    val = "no val split" if model.val_loss is None else f"val loss {model.val_loss:.6f}"
     print(f"fit (smoothing {smoothing:g}) on {model.config['corpus']['source']}: train loss {model.train_loss:.6f}, "
-          f"val loss {model.val_loss:.6f} (optimum train loss {optimum:.6f})")
+          f"{val} (optimum train loss {optimum:.6f}; exact)")
     print(f"saved checkpoint to {ckpt}")

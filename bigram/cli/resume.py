@@ -18,7 +18,7 @@ from pathlib import Path
 
 import typer
 
-from bigram.cli.common import finish_run, get_backend, load_corpus, state
+from bigram.cli.common import finish_run, get_backend, state
 from bigram.core.errors import BigramError
 
 
@@ -43,9 +43,14 @@ def resume_backend(ctx: typer.Context, ck) -> str:
 
 def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps: int, out: Path,
                    save_interval: int | None, max_new_tokens: int, json_out: bool, dtype: str,
-                   tokenizer: str | None, distributed: bool) -> None:
+                   tokenizer: str | None, distributed: bool, val_fraction: float | None = None,
+                   val_data: Path | None = None, sample_interval: int | None = None) -> None:
     from bigram.core import resume as R
     from bigram.core.checkpoint import check_out, load_checkpoint
+    from bigram.api.functions import SAMPLE_INTERVAL_TOKENS
+    from bigram.api.model import Model
+    from bigram.core.data import Corpus
+    from bigram.core.display import visible_text
     from bigram.core.train import train as run_train
 
     given = typed(ctx, list(R.KEPT) + ["steps", "out", "dtype"])
@@ -62,6 +67,7 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
     if tokenizer is not None and tokenizer != kind:
         raise BigramError(f"--tokenizer {tokenizer} differs from the checkpoint's {kind}: a resumed run keeps its "
                           "tokenizer; drop --tokenizer")
+    split = R.corpus_split(ck, ck_dir, val_fraction, val_data)
     cfg = R.with_steps(cfg, R.remaining_steps(ck, ck_dir, given.get("steps")))
     out = out if "out" in given else ck_dir
     check_out(out)  # a directory bigram must not write into is refused before the corpus is read
@@ -70,7 +76,8 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
     info = get_backend(backend, ctx)
     # never config.json's corpus.source: only what the user passes. A char vocabulary is rebuilt
     # from the text (check_corpus then compares it); the byte tokenizer has nothing to rebuild.
-    corpus = load_corpus(data, None if kind == "char" else ck.tokenizer)
+    corpus = Corpus.load(data, tokenizer=None if kind == "char" else ck.tokenizer, val_fraction=split,
+                         val_data=val_data)
     R.check_corpus(ck, corpus, ck_dir)
     corpus.check_block_size(cfg.block_size)
     model = info.cls.create(ck.weights, device=state(ctx).device, dtype=str(ck.weights.dtype), optim=cfg.optim)
@@ -79,12 +86,11 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
     say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     say(f"resuming {ck_dir} at step {ck.step} for {cfg.steps} steps: backend {backend} on {model.device} "
         f"({model.dtype}); corpus {corpus.source}")
+    done = Model(model, corpus.tokenizer, backend=backend)  # samples during the run, and the finish
     result = run_train(model, corpus, cfg, backend=backend, out_dir=out, batcher=batcher, log=say,
-                       run_config={"seed": cfg.seed}, save_interval=save_interval,
-                       resumed=resumed)
-    from bigram.api.model import Model
-
-    done = Model(model, corpus.tokenizer, backend=backend, config=result.config, history=result.history,
-                 path=result.checkpoint, result=result)
+                       run_config={"seed": cfg.seed}, save_interval=save_interval, resumed=resumed,
+                       sample_interval=sample_interval,
+                       sample=lambda: visible_text(done.generate(SAMPLE_INTERVAL_TOKENS, seed=cfg.seed)))
+    done.config, done.history, done.path, done.result = result.config, result.history, result.checkpoint, result
     finish_run(done, steps=cfg.steps, seed=cfg.seed, max_new_tokens=max_new_tokens, json_out=json_out,
                resumed_from=str(ck_dir))

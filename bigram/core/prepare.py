@@ -241,15 +241,15 @@ def prepared_split(path: Path, meta: dict, val_fraction: float | None, val_data)
     """
     stored = meta.get("val_fraction", DEFAULT_VAL_FRACTION)  # directories from before the option: 0.1
     source = meta.get("val_source")
-    redo = f"prepare it again with `bigram data prepare FILE --out {path}`"
+    redo = f"prepare it again with `bigram data prepare FILE --out {path}"
     if val_data is not None:
         val_fraction_for(val_fraction, True)
         if meta["val_tokens"] > 0:
             raise BigramError(f"{path} has its own val split ({meta['val_tokens']:,} tokens in val.bin), so --val-data "
-                              f"would replace it; drop --val-data, or {redo} --val-data FILE (or --val-fraction 0)")
+                              f"would replace it; drop --val-data, or {redo} --val-data FILE` (or --val-fraction 0)")
         return 0.0, None, None
     if val_fraction is not None and (source is not None or check_val_fraction(val_fraction) != stored):
         was = f"--val-data {source}" if source is not None else f"--val-fraction {stored:g}"
         raise BigramError(f"{path} was prepared with {was}, and its split is fixed; drop --val-fraction, "
-                          f"or {redo} --val-fraction {val_fraction:g}")
+                          f"or {redo} --val-fraction {val_fraction:g}`")
     return stored, source, meta.get("val_sha256")

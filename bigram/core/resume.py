@@ -22,9 +22,10 @@ from pathlib import Path
 from bigram.core.backend import AdamWConfig
 from bigram.core.checkpoint import Checkpoint, resolve_checkpoint_dir
 from bigram.core.data import Batcher, Corpus
-from bigram.core.defaults import DEFAULT_METHOD
+from bigram.core.defaults import DEFAULT_METHOD, DEFAULT_VAL_FRACTION
 from bigram.core.errors import BigramError
 from bigram.core.metrics import read_metrics
+from bigram.core.splits import val_fraction_for
 from bigram.core.train import TrainConfig, make_train_batcher
 
 # Flags a resumed run keeps from its checkpoint; passing another value is an error.
@@ -107,6 +108,11 @@ def check_corpus(ck: Checkpoint, corpus: Corpus, ck_dir: Path, warn=None) -> Non
             f"{ck_dir} was trained on {ck.tokenizer.vocab_size} other ones; pass --data with the corpus it was "
             f"trained on (config.json names {json.dumps(source)})"
         )
+    if was.get("val_sha256") is not None and was.get("val_sha256") != corpus.val_sha256:
+        (warn or _warn)(
+            f"warning: --val-data {corpus.val_source} is not the validation file checkpoint {ck_dir} used (sha256 "
+            f"differs; config.json names {json.dumps(was.get('val_source'))}); its val losses are for this file"
+        )
     if was.get("sha256") != corpus.sha256:
         (warn or _warn)(
             f"warning: corpus {corpus.source} is not the text checkpoint {ck_dir} was trained on (sha256 differs; "
@@ -153,3 +159,29 @@ def _warn(msg: str) -> None:
 
 def with_steps(cfg: TrainConfig, steps: int) -> TrainConfig:
     return replace(cfg, steps=steps)
+
+
+def corpus_split(ck: Checkpoint, ck_dir: Path, val_fraction: float | None, val_data) -> float | None:
+    """The val split a resumed run must keep: another one would change the train split, so its batches.
+
+    Returns the saved --val-fraction (0.1 for checkpoints from before the option),
+    or None when the run validated on a separate file, which must be passed again.
+    """
+    saved = ck.config.get("corpus") if isinstance(ck.config.get("corpus"), dict) else {}
+    source = saved.get("val_source")
+    if source is not None:
+        if val_data is None:
+            raise BigramError(f"checkpoint {ck_dir} validated on a separate file ({json.dumps(source)}); pass "
+                              "--val-data FILE again to resume it (a path in a checkpoint is never opened)")
+        val_fraction_for(val_fraction, True)  # --val-fraction beside --val-data is an error
+        return None
+    f = saved.get("val_fraction", DEFAULT_VAL_FRACTION)
+    if type(f) not in (int, float) or not 0 <= f < 1:
+        raise _bad(ck_dir, "config.json's 'corpus.val_fraction' is not a number from 0 to 1")
+    if val_data is not None:
+        raise BigramError(f"--val-data would train on all of --data, but checkpoint {ck_dir} held out "
+                          f"--val-fraction {f:g} of it; drop --val-data to resume the run as it was")
+    if val_fraction is not None and val_fraction != f:
+        raise BigramError(f"--val-fraction {val_fraction:g} differs from the checkpoint's {f:g}: a resumed run keeps "
+                          "its split (another would change its batches); drop --val-fraction")
+    return float(f)
