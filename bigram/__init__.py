@@ -18,7 +18,7 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "bigram.api.functions": ("backends", "check", "explain", "fit", "load", "train"),
+    "bigram.api.functions": ("backends", "check", "explain", "fit", "load", "train", "vocab"),
     "bigram.api.model": ("Model",),
     "bigram.api.tables": ("NextChar", "NextChars", "Vocab", "VocabEntry"),
     "bigram.core.check": ("CheckReport",),

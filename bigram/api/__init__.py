@@ -9,8 +9,8 @@ The names are exported at the top level, loaded on first use, so
     model.next_probs("q")
 """
 
-from bigram.api.functions import backends, check, explain, fit, load, train
+from bigram.api.functions import backends, check, explain, fit, load, train, vocab
 from bigram.api.model import Model
 from bigram.api.tables import NextChar, NextChars, Vocab, VocabEntry
 
-__all__ = ["Model", "NextChar", "NextChars", "Vocab", "VocabEntry", "backends", "check", "explain", "fit", "load", "train"]
+__all__ = ["Model", "NextChar", "NextChars", "Vocab", "VocabEntry", "backends", "check", "explain", "fit", "load", "train", "vocab"]

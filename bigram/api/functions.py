@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from bigram.api.model import Model
+from bigram.api.tables import Vocab
 from bigram.core.backend import AdamWConfig
 from bigram.core.data import Corpus
 from bigram.core.defaults import (
@@ -196,7 +197,7 @@ def fit(
     r = evaluate_counts(impl, counts)  # measured by the backend, not assumed
     config = {
         "backend": name, "device": impl.device, "dtype": impl.dtype, "fit": {"smoothing": smoothing},
-        "corpus": {"sha256": corpus.sha256, "source": corpus.source, **corpus.split_config()},
+        "corpus": corpus.record(counts),
         "metrics": {"train_loss": r.train_loss, "val_loss": r.val_loss, "optimum_train_loss": r.optimum_train_loss},
     }
     history = [{"step": 0, "train_loss": r.train_loss, "val_loss": r.val_loss}]  # `bigram plot` shows it
@@ -301,6 +302,42 @@ def explain(
         impl.set_state(state)  # the AdamW moments too: the update shown is the next one
     return run_explain(impl, corpus, backend=name, weights=source, batch_size=batch_size, block_size=block_size,
                        seed=seed, optim=AdamWConfig())
+
+
+def vocab(source: Model | Corpus | str | Path = "out", data: Corpus | str | Path | None = None) -> Vocab:
+    """Every token with its id, shown readably, and its count in the corpus; `bigram vocab`.
+
+    source: a Model, a Corpus, a checkpoint directory (counts as recorded when it
+    was trained), or a text file or prepared directory. data: count in this text
+    instead, encoded with the source's vocabulary.
+    """
+    from bigram.core.checkpoint import config_tokenizer, load_config
+    from bigram.core.prepare import is_prepared
+
+    if isinstance(source, Corpus):
+        tok, counts, where = source.tokenizer, source.token_counts(), source.source
+    elif isinstance(source, Model) or (Path(source).is_dir() and not is_prepared(Path(source))):
+        config = source.config if isinstance(source, Model) else load_config(source)
+        tok = source.tokenizer if isinstance(source, Model) else config_tokenizer(config, source)
+        counts, where = _saved_counts(config, tok.vocab_size)
+    else:
+        corpus = Corpus.load(source, val_fraction=0)
+        tok, counts, where = corpus.tokenizer, corpus.token_counts(), corpus.source
+    if data is not None:
+        corpus = data if isinstance(data, Corpus) else Corpus.load(data, tokenizer=tok, val_fraction=0)
+        counts, where = corpus.token_counts(), corpus.source
+    return Vocab(tok, counts, where)
+
+
+def _saved_counts(config: dict, V: int) -> tuple[np.ndarray | None, str | None]:
+    """A checkpoint's recorded token counts and their corpus; (None, None) where it has none (older ones)."""
+    corpus = config.get("corpus") if isinstance(config.get("corpus"), dict) else {}
+    counts = corpus.get("token_counts")
+    if not isinstance(counts, list) or len(counts) != V or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        return None, None
+    source = corpus.get("source")
+    return np.array(counts, dtype=np.int64), f"{source} (as recorded when trained)" if source else None
 
 
 def check_names(names: Sequence[str] | None, installed: list[str]) -> list[str]:

@@ -145,15 +145,22 @@ def generate(
 
 
 @app.command()
-def vocab(checkpoint: Path = typer.Option(Path("out"), "--checkpoint", help="Checkpoint directory.")) -> None:
-    """Print a checkpoint's vocabulary, one id and character per line."""
-    import json
+def vocab(
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint directory (default: out)."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="Count the characters of this text (alone: show its own vocabulary)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
+) -> None:
+    """Each character of the vocabulary with its id and its count in the corpus; invisible ones escaped.
 
-    from bigram.core.checkpoint import config_tokenizer, load_config
+    A checkpoint's counts are those recorded when it was trained (on its --data);
+    --data counts another text in the checkpoint's vocabulary.
+    """
+    from bigram.api.functions import vocab as vocab_of
 
-    tok = config_tokenizer(load_config(checkpoint), checkpoint)
-    if not hasattr(tok, "chars"):  # the byte tokenizer: ids are the UTF-8 bytes themselves
-        print("\n".join(f"{i}\t0x{i:02x}" for i in range(tok.vocab_size)))
-        return
-    for i, ch in enumerate(tok.chars):
-        print(f"{i}\t{json.dumps(ch, ensure_ascii=False)}")
+    table = vocab_of(data, None) if checkpoint is None and data is not None else vocab_of(checkpoint or Path("out"), data)
+    if json_out:
+        print_json(table.to_json())
+    else:
+        print(table)

@@ -193,6 +193,30 @@ class Corpus:
             out.update(val_source=self.val_source, val_sha256=self.val_sha256)
         return out
 
+    def token_counts(self, pair_counts: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """(V,) int64: how often each token occurs in the text (--data; a separate val file is not counted).
+
+        From the splits' (V,V) bigram counts when given (free: a row sum counts every
+        token but the split's last), else by one pass over the tokens.
+        """
+        V = self.tokenizer.vocab_size
+        total = np.zeros(V, dtype=np.int64)
+        for s in ("train",) if self.val_source is not None else self.splits:
+            tokens = self.split(s)
+            if not len(tokens):
+                continue
+            if pair_counts is not None and s in pair_counts:
+                total += pair_counts[s].sum(axis=1)
+                total[int(tokens[-1])] += 1
+            else:
+                total += np.bincount(tokens, minlength=V)
+        return total
+
+    def record(self, pair_counts: dict[str, np.ndarray] | None = None) -> dict:
+        """config.json's "corpus": its sha256 and source (reported, never opened), the split, token counts."""
+        return {"sha256": self.sha256, "source": self.source, **self.split_config(),
+                "token_counts": self.token_counts(pair_counts).tolist()}
+
     def __repr__(self) -> str:
         return f"Corpus({self.source!r}: {self.describe()})"
 

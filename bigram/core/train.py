@@ -243,12 +243,14 @@ def train(
         if sample_interval and sample is not None and step % sample_interval == 0:
             log(f"step {step} sample: {sample()}")
 
+    corpus_record = corpus.record(evaluate.counts)  # the same for every save of the run
+
     def snapshot(step: int, losses: dict | None = None) -> dict:
         """config.json of the state after `step` steps."""
         config = dict(run_config or {})
         config.update(
             backend=backend, device=model.device, dtype=model.dtype, train=cfg.to_json(),
-            corpus={"sha256": corpus.sha256, "source": corpus.source, **corpus.split_config()},
+            corpus=corpus_record,
             batcher_state=batcher.get_state(), eval_batcher_state=evaluate.get_state(),
             target_step=end, evaluated=step in evaluated,
         )
