@@ -179,6 +179,49 @@ class Model:
         self.path = Path(save_checkpoint(path, self.impl.get_state(), self.tokenizer, config, metrics=self.history))
         return self.path
 
+    @property
+    def optimum_train_loss(self) -> float | None:
+        """The lowest train loss any bigram reaches on its corpus (the train MLE's), as train or fit recorded it."""
+        return self._metric("optimum_train_loss")
+
+    def token_counts(self) -> np.ndarray | None:
+        """(V,) each token's count in the training corpus, as recorded when trained; None for older checkpoints."""
+        corpus = self.config.get("corpus") if isinstance(self.config.get("corpus"), dict) else {}
+        counts = corpus.get("token_counts")
+        if not isinstance(counts, list) or len(counts) != self.vocab_size or not all(
+                isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+            return None
+        return np.array(counts, dtype=np.int64)
+
+    def plot(self, path: str | Path | None = None, *, data: Corpus | str | Path | None = None,
+             optimum: float | None = None, title: str | None = None) -> Path:
+        """Draw the run's losses (whole run, and a zoom on its last 90% with the optimum) beside the
+        P(next | current) heatmap, to a PNG; `bigram plot`. Needs matplotlib (`pip install 'bigram[plot]'`).
+
+        path: the file to write (default: DIR/plot.png of the checkpoint it came from). optimum:
+        the line to draw (default: recorded by train/fit, else counted from `data`). The heatmap
+        shows every token while they fit, else the most frequent ones (counts from `data`, else
+        those recorded when trained).
+        """
+        from bigram.core.plot import plot_run, pyplot
+
+        pyplot()  # a missing matplotlib is reported before any work
+        if path is None:
+            if self.path is None:
+                raise BigramError("this model was never saved; pass the PNG's path: model.plot(\"plot.png\")")
+            path = self.path / "plot.png"
+        corpus = data
+        if data is not None and (optimum is None or not isinstance(data, Corpus)):
+            result = self.eval(data, splits="train")  # in this model's vocabulary, checked
+            corpus = result.corpus
+            optimum = result.optimum_train_loss if optimum is None else optimum
+        optimum = self.optimum_train_loss if optimum is None else optimum
+        counts = self.token_counts() if corpus is None else corpus.token_counts()
+        where = f"{self.path} " if self.path is not None else ""
+        title = title or f"bigram {where}(backend {self.backend}, step {self.step})"
+        return plot_run(path, self.history, self.probs, self.vocab, optimum=optimum, title=title, counts=counts,
+                        fit="fit" in self.config)
+
     # ---------------------------------------------------------------- display
 
     def _facts(self) -> list[tuple[str, str]]:
@@ -188,9 +231,8 @@ class Model:
                  ("vocab size", str(self.vocab_size)), ("step", str(self.step)),
                  (f"train loss ({kind})", fmt(self.train_loss)),
                  (f"val loss ({kind})", "- (no val split)" if self.val_loss is None else fmt(self.val_loss))]
-        optimum = self._metric("optimum_train_loss")
-        if optimum is not None:
-            facts.append(("optimum train loss", fmt(optimum)))
+        if self.optimum_train_loss is not None:
+            facts.append(("optimum train loss", fmt(self.optimum_train_loss)))
         if self.path is not None:
             facts.append(("checkpoint", str(self.path)))
         return facts

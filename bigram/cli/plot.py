@@ -9,29 +9,11 @@ from typing import Optional
 import typer
 
 from bigram.cli.app import app
-from bigram.cli.common import build_model, get_backend, state
+from bigram.cli.common import get_backend, state
 from bigram.cli.evaluate import DATA_HELP
 from bigram.core.errors import BigramError
 
 PLOT_FILE = "plot.png"
-
-
-def optimum_for(ck, data: Path | None) -> float | None:
-    """The train MLE's train loss: recorded by train/fit in config.json, else counted from --data."""
-    known = (ck.config.get("metrics") or {}).get("optimum_train_loss")
-    if isinstance(known, (int, float)) and data is None:
-        return float(known)
-    if data is None:
-        print("warning: the checkpoint records no optimum, so the optimum line is left out; "
-              "pass --data FILE to draw it", file=sys.stderr)
-        return None
-    from bigram.core.evaluate import load_corpus_for
-    from bigram.core.optimum import optimal_loss
-
-    _, counts, warnings = load_corpus_for(ck, data)
-    for w in warnings:
-        print(w, file=sys.stderr)
-    return optimal_loss(counts["train"])
 
 
 @app.command()
@@ -44,13 +26,10 @@ def plot(
     ),
     data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP + " Used for the optimum line."),
 ) -> None:
-    """Draw DIR/metrics.jsonl's train and val loss with the optimum, beside P(next | current)."""
-    import numpy as np  # here, not at the top: `bigram --help` stays free of NumPy
-
-    from bigram.core.checkpoint import load_checkpoint
-    from bigram.core.explain import probs_of
-    from bigram.core.metrics import read_metrics
-    from bigram.core.plot import plot_run, pyplot
+    """Draw DIR/metrics.jsonl's train and val loss (the whole run, and its last 90% against the optimum)
+    beside P(next | current)."""
+    from bigram.api.functions import load
+    from bigram.core.plot import pyplot
 
     pyplot()  # a missing matplotlib is reported before any work
     out = out or checkpoint / PLOT_FILE
@@ -58,17 +37,18 @@ def plot(
         raise BigramError(f"--out {out} is a directory, but --out names the image file to write; "
                           f"pass a file name, e.g. --out {out / PLOT_FILE}")
     st = state(ctx)
-    get_backend(st.backend, ctx)
-    ck = load_checkpoint(checkpoint)
-    records = read_metrics(checkpoint)
-    if not records:
+    model = load(checkpoint, get_backend(st.backend, ctx), device=st.device)
+    if not model.history:
         print(f"warning: {checkpoint} has no metrics.jsonl; the loss panel is empty", file=sys.stderr)
-    optimum = optimum_for(ck, data)
-    model = build_model(ctx, ck.weights, dtype=str(ck.weights.dtype))
-    V = ck.tokenizer.vocab_size
-    rows = np.arange(V)[None, :]  # (1,V): every character once
-    probs = probs_of(model, rows, model.forward(rows)[0])[0]  # (V,V) from the backend
-    chars = [ck.tokenizer.decode([i]) for i in range(V)]
-    path = plot_run(out, records, probs, chars, optimum=optimum,
-                    title=f"bigram {checkpoint} (backend {st.backend}, step {ck.step})")
+    optimum, corpus = model.optimum_train_loss, None
+    if data is not None:  # the optimum of the corpus given, which also ranks the heatmap's rows
+        result = model.eval(data, splits="train")
+        for w in result.warnings:
+            print(w, file=sys.stderr)
+        optimum, corpus = result.optimum_train_loss, result.corpus
+    elif optimum is None:
+        print("warning: the checkpoint records no optimum, so the optimum line is left out; "
+              "pass --data FILE to draw it", file=sys.stderr)
+    path = model.plot(out, data=corpus, optimum=optimum,
+                      title=f"bigram {checkpoint} (backend {st.backend}, step {model.step})")
     print(path)

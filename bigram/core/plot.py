@@ -1,4 +1,4 @@
-"""One PNG, two panels: the loss curves with the optimum, and the learned next-character table.
+"""One PNG: the loss over the run, a zoom on its end with the optimum, and the learned next-character table.
 
 matplotlib is an optional extra (`pip install 'bigram[plot]'`), imported only
 here and only when a plot is drawn, with the file-only Agg backend so no
@@ -30,9 +30,60 @@ def pyplot():
     return plt
 
 
-def tick_label(ch: str) -> str:
-    """A character as an axis label: the invisible ones spelled out."""
-    return {"\n": "\\n", " ": "spc", "\t": "\\t"}.get(ch, ch)
+MAX_SHOWN = 72  # heatmap rows and columns with labels a reader can still read (about 6 pt each)
+ZOOM_FROM = 0.1  # the zoomed loss panel shows the run after its first 10%
+
+
+def stationary(probs: np.ndarray, iters: int = 200) -> np.ndarray:
+    """(V,) how often a long sample from the table visits each token: its own estimate of the frequencies.
+
+    Used to rank tokens when the checkpoint records no corpus counts (power iteration of pi = pi P).
+    """
+    P = np.asarray(probs, dtype=np.float64)
+    pi = np.full(len(P), 1.0 / len(P))
+    for _ in range(iters):
+        pi = pi @ P
+        pi /= pi.sum()
+    return pi
+
+
+def shown_tokens(counts: np.ndarray, limit: int = MAX_SHOWN) -> tuple[np.ndarray, str]:
+    """The ids the heatmap shows, in id order, and a phrase saying which.
+
+    Every token while they fit; else only those that occur (a byte model's 256
+    ids, most never seen), and of those the `limit` most frequent.
+    """
+    V = len(counts)
+    if V <= limit:
+        return np.arange(V), f"all {V} tokens"
+    occurring = np.flatnonzero(counts > 0)
+    if len(occurring) <= limit:
+        return occurring, f"the {len(occurring)} of {V} tokens that occur"
+    top = np.sort(np.argsort(-counts, kind="stable")[:limit])
+    rest = counts.sum() - counts[top].sum()
+    return top, (f"the {limit} most frequent of {V} tokens (the other {V - limit}: {_amount(rest)} of "
+                 f"{_amount(counts.sum())} in the text)")
+
+
+def _amount(x) -> str:
+    """A count (corpus counts) or a share (a stationary distribution sums to 1)."""
+    return f"{int(x):,}" if float(x).is_integer() and x >= 1 else f"{float(x):.2%}"
+
+
+def _font():
+    import matplotlib
+    from matplotlib.font_manager import FontProperties, findfont, get_font
+
+    return get_font(findfont(FontProperties(family=matplotlib.rcParams["font.family"])))
+
+
+def drawable(labels: list[str]) -> list[str]:
+    """Labels with every character the plot's font lacks replaced by its escape: no glyph warnings, no boxes."""
+    from bigram.core.display import escape
+
+    font = _font()
+    has = lambda c: font.get_char_index(ord(c)) != 0  # noqa: E731
+    return ["".join(c if has(c) else escape(c) for c in label) for label in labels]
 
 
 def loss_curves(records: list[dict]) -> dict[str, tuple[list[int], list[float]]]:
@@ -45,33 +96,96 @@ def loss_curves(records: list[dict]) -> dict[str, tuple[list[int], list[float]]]
     return out
 
 
-def _draw_losses(ax, records, optimum, vocab_size) -> None:
-    curves = loss_curves(records)
+def _kind(records: list[dict]) -> str:
+    """'exact' or 'estimates over N batches', as the records say."""
+    n = next((r.get("eval_batches") for r in records if isinstance(r.get("eval_batches"), int)), None)
+    return "exact, whole splits" if n is None else f"estimates over {n} batches"
+
+
+def _hline(ax, optimum: float | None) -> None:
+    if optimum is not None and math.isfinite(optimum):
+        ax.axhline(optimum, color="k", linestyle="--", label=f"optimum train loss, train MLE ({optimum:.4f})")
+
+
+def _draw_losses(ax, curves, optimum, vocab_size: int, kind: str) -> None:
+    """The whole run, from the untrained table's loss down, with the optimum and the uniform guess."""
     for split, style in (("train", "-o"), ("val", "-s")):
         steps, losses = curves[split]
         if steps:
             ax.plot(steps, losses, style, markersize=3, label=f"{split} loss (final {losses[-1]:.4f})")
-    if optimum is not None and math.isfinite(optimum):
-        ax.axhline(optimum, color="k", linestyle="--", label=f"optimum train loss, train MLE ({optimum:.4f})")
+    _hline(ax, optimum)
     ax.axhline(math.log(vocab_size), color="grey", linestyle=":", label=f"uniform guess, ln {vocab_size} "
                f"({math.log(vocab_size):.4f})")
-    if not any(curves[s][0] for s in curves):
-        ax.text(0.5, 0.5, "no losses in metrics.jsonl", ha="center", va="center", transform=ax.transAxes)
-    ax.set(xlabel="step", ylabel="mean cross-entropy (nats)", title="loss over whole splits")
+    ax.set(xlabel="step", ylabel="mean cross-entropy (nats)", title=f"loss over the run ({kind})")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
 
 
-def _draw_table(fig, ax, probs: np.ndarray, chars: list[str]) -> None:
+def _draw_zoom(ax, curves, optimum) -> None:
+    """The last 90% of the run, where the curves approach the optimum: the part a full-scale axis flattens."""
+    last = max(max(s) for s, _ in curves.values() if s)
+    first = min(min(s) for s, _ in curves.values() if s)
+    start = first + ZOOM_FROM * (last - first)
+    shown = []
+    for split, style in (("train", "-o"), ("val", "-s")):
+        pts = [(s, v) for s, v in zip(*curves[split]) if s >= start]
+        if pts:
+            ax.plot(*zip(*pts), style, markersize=3, label=f"{split} loss (final {pts[-1][1]:.4f})")
+            shown += [v for _, v in pts]
+    _hline(ax, optimum)
+    lo = min(shown + ([optimum] if optimum is not None and math.isfinite(optimum) else []))
+    hi = max(shown)
+    pad = max(0.1 * (hi - lo), 0.002)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlim(start - 0.02 * (last - first), last + 0.02 * (last - first))
+    ax.set(xlabel="step", ylabel="mean cross-entropy (nats)",
+           title=f"zoom: the last {1 - ZOOM_FROM:.0%} of the run (steps {start:g} to {last}), with the optimum")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def _draw_points(ax, curves, optimum, label: str, vocab_size: int, *, zoom: bool) -> None:
+    """One evaluation (a fit, or a run of 0 steps): labelled markers, not a lone dot on an empty axis."""
+    values = []
+    for split, marker, dx in (("train", "o", -0.15), ("val", "s", 0.15)):
+        steps, losses = curves[split]
+        if losses:
+            ax.plot([dx], [losses[-1]], marker, markersize=9, label=f"{split} loss")
+            ax.annotate(f"{split} {losses[-1]:.4f}", (dx, losses[-1]), xytext=(10, 0), textcoords="offset points",
+                        va="center", fontsize=10)
+            values.append(losses[-1])
+    _hline(ax, optimum)
+    if not zoom:  # for scale: what knowing nothing costs
+        ax.axhline(math.log(vocab_size), color="grey", linestyle=":",
+                   label=f"uniform guess, ln {vocab_size} ({math.log(vocab_size):.4f})")
+        values.append(math.log(vocab_size))
+    ref = values + ([optimum] if optimum is not None and math.isfinite(optimum) else [])
+    lo, hi = min(ref), max(ref)
+    pad = max(0.25 * (hi - lo), 0.01) if zoom else max(0.1 * (hi - lo), 0.05)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlim(-1, 1)
+    ax.set_xticks([0], [label])
+    ax.set(ylabel="mean cross-entropy (nats)",
+           title=("zoom: the gap to the optimum" if zoom else "its one evaluation (exact, whole splits)"))
+    ax.legend(fontsize=8, loc="upper left" if zoom else "center right")
+    ax.grid(alpha=0.3, axis="y")
+
+
+def _draw_table(fig, ax, probs: np.ndarray, labels: list[str], counts: np.ndarray, counted: str) -> None:
     from matplotlib.colors import PowerNorm
 
+    ids, which = shown_tokens(counts)
+    why = f"chosen by {counted}; " if len(ids) < len(counts) else ""
+    sub = probs[np.ix_(ids, ids)]  # (k,k) rows and columns of the shown tokens
     # sqrt colour scale: most mass sits in a few cells; this keeps the rest visible.
-    im = ax.imshow(probs, cmap="Blues", norm=PowerNorm(gamma=0.5, vmin=0.0, vmax=float(probs.max())))
-    labels = [tick_label(c) for c in chars]
-    size = max(3.0, min(8.0, 400 / max(len(chars), 1)))  # 65 characters: about 6 pt
-    ax.set_xticks(range(len(chars)), labels, fontsize=size, rotation=90)
-    ax.set_yticks(range(len(chars)), labels, fontsize=size)
-    ax.set(xlabel="next character", ylabel="current character", title="P(next | current): softmax of each row")
+    im = ax.imshow(sub, cmap="Blues", norm=PowerNorm(gamma=0.5, vmin=0.0, vmax=float(sub.max())))
+    shown = drawable([labels[i] for i in ids])
+    size = max(4.5, min(8.0, 420 / max(len(ids), 1)))  # 65 tokens: about 6.5 pt
+    ax.set_xticks(range(len(ids)), shown, fontsize=size, rotation=90)
+    ax.set_yticks(range(len(ids)), shown, fontsize=size)
+    ax.tick_params(length=2, pad=1)
+    ax.set(xlabel="next character", ylabel="current character",
+           title=f"P(next | current), softmax of each row\n{which}\n({why}\\n newline, ␣ space)")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="probability (sqrt scale)")
 
 
@@ -85,21 +199,49 @@ def image_format(fig, out: Path) -> str:
     return ext if ext in fig.canvas.get_supported_filetypes() else "png"
 
 
-def plot_run(out: str | Path, records: list[dict], probs: np.ndarray, chars: list[str], *,
-             optimum: float | None, title: str) -> Path:
-    """Write the two-panel PNG to `out` (replaced whole, never through a link); returns its path."""
+def draw_run(records: list[dict], probs: np.ndarray, labels: list[str], *, optimum: float | None, title: str,
+             counts: np.ndarray | None = None, fit: bool = False):
+    """The figure: the loss over the run, a zoom on its last 90% with the optimum, and the heatmap.
+
+    labels: each token as shown (bigram.core.display.visible). counts: each token's
+    count in the corpus, ranking the heatmap's rows when they do not all fit (default:
+    the table's own stationary distribution). A single evaluation (a fit) is drawn
+    as labelled markers.
+    """
+    plt = pyplot()
+    fig = plt.figure(figsize=(17, 9.5))
+    grid = fig.add_gridspec(2, 2, width_ratios=[1, 1.2])
+    full, zoom, table = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[:, 1])
+    curves = loss_curves(records)
+    steps = sorted({x for at, _ in curves.values() for x in at})
+    if not steps:
+        for ax in (full, zoom):
+            ax.text(0.5, 0.5, "no losses in metrics.jsonl", ha="center", va="center", transform=ax.transAxes)
+    elif len(steps) == 1:
+        label = "fit: closed form, no training steps" if fit else f"step {steps[0]}"
+        _draw_points(full, curves, optimum, label, len(labels), zoom=False)
+        _draw_points(zoom, curves, optimum, label, len(labels), zoom=True)
+    else:
+        _draw_losses(full, curves, optimum, len(labels), _kind(records))
+        _draw_zoom(zoom, curves, optimum)
+    counted = "count in the corpus" if counts is not None else "frequency in the table's own samples"
+    _draw_table(fig, table, probs, labels, stationary(probs) if counts is None else np.asarray(counts), counted)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_run(out: str | Path, records: list[dict], probs: np.ndarray, labels: list[str], *,
+             optimum: float | None, title: str, counts: np.ndarray | None = None, fit: bool = False) -> Path:
+    """Write draw_run's figure to `out` (replaced whole, never through a link); returns its path."""
     plt = pyplot()
     out = Path(out)
     if out.parent and not out.parent.exists():
         raise BigramError(f"directory {out.parent} for --out does not exist; create it or choose another --out")
     _check_target(out)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(16, 7.5), gridspec_kw={"width_ratios": [1, 1.1]})
+    fig = draw_run(records, probs, labels, optimum=optimum, title=title, counts=counts, fit=fit)
     buf = io.BytesIO()
     try:
-        _draw_losses(left, records, optimum, len(chars))
-        _draw_table(fig, right, probs, chars)
-        fig.suptitle(title)
-        fig.tight_layout()
         fig.savefig(buf, dpi=150, format=image_format(fig, out))
     finally:
         plt.close(fig)
