@@ -28,7 +28,7 @@ def cli_run(tmp_path_factory, shakespeare_path):
     """The same run through `bigram --backend numpy train`: its JSON and its checkpoint."""
     out = tmp_path_factory.mktemp("cli") / "out"
     code, stdout, err = run_cli(["-b", "numpy", "train", "--data", shakespeare_path, "--out", out, "--json",
-                                 "--sample", "0"])
+                                 "--max-new-tokens", "0"])
     assert code == 0, err
     return json.loads(stdout), out
 

@@ -44,8 +44,8 @@ def test_byte_checkpoint_evaluates_on_the_directory_it_was_trained_on(byte_dir, 
 def test_fit_from_a_byte_directory_writes_a_byte_checkpoint_that_evaluates(byte_dir, tmp_path):
     text, p = byte_dir
     fitted = json.loads(ok(["-b", "numpy", "fit", "--data", p, "--out", tmp_path / "f", "--json"])[0])
-    vocab = ok(["vocab", "--checkpoint", tmp_path / "f"])[0].splitlines()
-    assert len(vocab) == 256 and vocab[10] == "10\t0x0a"
+    vocab = json.loads(ok(["vocab", "--checkpoint", tmp_path / "f", "--json"])[0])["vocab"]
+    assert len(vocab) == 256 and (vocab[10]["id"], vocab[10]["shown"]) == (10, "\\n")
     got = json.loads(ok(["-b", "numpy", "eval", "--checkpoint", tmp_path / "f", "--data", p, "--json"])[0])
     assert got["train_loss"] == pytest.approx(fitted["train_loss"], rel=1e-9)
     # `fit --tokenizer byte` on the text is the same fit as from the prepared directory

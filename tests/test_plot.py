@@ -102,7 +102,7 @@ def test_plot_without_metrics_or_corpus_still_draws_the_table(tmp_path, capsys):
 def _train(tmp_path, name, data, *extra, steps="200"):
     out = tmp_path / name
     code, _, err = run_cli(["-b", "numpy", "train", "--data", data, "--steps", steps, "--eval-interval", "50",
-                            "--sample", "0", "--out", out, *extra])
+                            "--max-new-tokens", "0", "--out", out, *extra])
     assert code == 0, err
     return out
 

@@ -66,7 +66,7 @@ def test_fit_without_a_val_split_trains_on_everything_and_has_no_val_loss(backen
 def test_train_without_a_val_split_logs_and_reports_no_val_loss(files, tmp_path):
     data, _ = files
     got, err = run_json(["-b", "numpy", "train", "--data", data, "--val-fraction", "0", "--steps", "40",
-                         "--eval-interval", "20", "--out", tmp_path / "ck", "--json", "--sample", "0"])
+                         "--eval-interval", "20", "--out", tmp_path / "ck", "--json", "--max-new-tokens", "0"])
     assert got["val_loss"] is None and got["train_loss"] > 0
     assert "vocab" in err and "60,000 train / no val split" in err
     assert [ln for ln in err.splitlines() if ln.startswith("step ")] == [
@@ -87,7 +87,7 @@ def test_train_without_a_val_split_logs_and_reports_no_val_loss(files, tmp_path)
 def test_val_fraction_moves_the_split_point(f, files, tmp_path):
     data, _ = files
     _, err = run_json(["-b", "numpy", "train", "--data", data, "--val-fraction", f, "--steps", "2", "--out",
-                       tmp_path / "ck", "--json", "--sample", "0"])
+                       tmp_path / "ck", "--json", "--max-new-tokens", "0"])
     n = int((1 - float(f)) * 60_000)
     assert f"{n:,} train / {60_000 - n:,} val tokens" in err
     assert load_checkpoint(tmp_path / "ck").config["corpus"]["val_fraction"] == float(f)
@@ -98,7 +98,7 @@ def test_val_data_validates_on_another_file_in_the_training_vocabulary(files, tm
 
     data, val = files
     got, err = run_json(["-b", "numpy", "train", "--data", data, "--val-data", val, "--steps", "30", "--out",
-                         tmp_path / "ck", "--json", "--sample", "0"])
+                         tmp_path / "ck", "--json", "--max-new-tokens", "0"])
     n_val = len(val.read_text(encoding="utf-8"))
     assert f"60,000 train / {n_val:,} val tokens from {val}" in err  # all of --data trains
     # the val loss is the model's exact loss on the other file, measured independently here
@@ -160,30 +160,30 @@ def test_prepared_directories_keep_their_split(files, tmp_path):
     code, _, err = run_cli(["data", "prepare", data, "--out", tmp_path / "pv", "--val-data", val])
     assert code == 0, err
     runs = [run_json(["-b", "numpy", "train", "--data", *src, "--steps", "30", "--out", tmp_path / f"ck{i}",
-                      "--json", "--sample", "0"])[0]
+                      "--json", "--max-new-tokens", "0"])[0]
             for i, src in enumerate(([tmp_path / "pv"], [data, "--val-data", val]))]
     assert runs[0]["train_loss"] == runs[1]["train_loss"] and runs[0]["val_loss"] == runs[1]["val_loss"]
     # prepared with no val split, validated on a file at training time
     code, _, err = run_cli(["data", "prepare", data, "--out", tmp_path / "p0", "--val-fraction", "0"])
     assert code == 0 and "no val split" in err
     got, _ = run_json(["-b", "numpy", "train", "--data", tmp_path / "p0", "--val-data", val, "--steps", "30",
-                       "--out", tmp_path / "ck3", "--json", "--sample", "0"])
+                       "--out", tmp_path / "ck3", "--json", "--max-new-tokens", "0"])
     assert got["val_loss"] == runs[1]["val_loss"]
 
 
 def test_resume_keeps_the_split_and_is_still_exact(files, tmp_path):
     data, val = files
-    base = ["-b", "numpy", "train", "--data", data, "--val-data", val, "--sample", "0", "--json", "--lr-schedule",
+    base = ["-b", "numpy", "train", "--data", data, "--val-data", val, "--max-new-tokens", "0", "--json", "--lr-schedule",
             "constant"]
     whole, _ = run_json([*base, "--steps", "40", "--out", tmp_path / "whole"])
     run_json([*base, "--steps", "20", "--out", tmp_path / "half"])
     one_line_error(["-b", "numpy", "train", "--resume", tmp_path / "half", "--data", data, "--steps", "20",
-                    "--sample", "0"], "pass --val-data FILE again")
+                    "--max-new-tokens", "0"], "pass --val-data FILE again")
     again, _ = run_json(["-b", "numpy", "train", "--resume", tmp_path / "half", "--data", data, "--val-data", val,
-                         "--steps", "20", "--sample", "0", "--json"])
+                         "--steps", "20", "--max-new-tokens", "0", "--json"])
     assert again["train_loss"] == whole["train_loss"] and again["val_loss"] == whole["val_loss"]
     run_json(["-b", "numpy", "train", "--data", data, "--val-fraction", "0.2", "--steps", "5", "--out",
-              tmp_path / "f", "--sample", "0", "--json"])
+              tmp_path / "f", "--max-new-tokens", "0", "--json"])
     one_line_error(["-b", "numpy", "train", "--resume", tmp_path / "f", "--data", data, "--steps", "5",
                     "--val-fraction", "0.1"], "keeps its split")
     one_line_error(["-b", "numpy", "train", "--resume", tmp_path / "f", "--data", data, "--steps", "5",

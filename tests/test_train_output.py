@@ -21,7 +21,7 @@ def data(tmp_path, shakespeare_path):
 
 def train(data, out, *extra, backend="numpy"):
     code, stdout, err = run_cli(["-b", backend, "train", "--data", data, "--out", out, "--steps", "100",
-                                 "--eval-interval", "50", "--sample", "0", "--json", *extra])
+                                 "--eval-interval", "50", "--max-new-tokens", "0", "--json", *extra])
     assert code == 0, err
     return json.loads(stdout), err
 

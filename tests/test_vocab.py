@@ -39,7 +39,7 @@ def test_a_checkpoint_records_its_corpus_counts(tmp_path, shakespeare_path):
     text = shakespeare_path.read_text(encoding="utf-8")[:30_000]
     data = tmp_path / "d.txt"
     data.write_text(text, encoding="utf-8")
-    for cmd in (["train", "--steps", "3", "--sample", "0"], ["fit"]):
+    for cmd in (["train", "--steps", "3", "--max-new-tokens", "0"], ["fit"]):
         out = tmp_path / cmd[0]
         code, _, err = run_cli(["-b", "numpy", *cmd, "--data", data, "--out", out])
         assert code == 0, err
@@ -63,7 +63,7 @@ def test_val_data_is_not_counted_as_the_corpus(tmp_path):
     data.write_text("abcabcab\n" * 30, encoding="utf-8")
     val.write_text("cab\n" * 50, encoding="utf-8")
     code, _, err = run_cli(["-b", "numpy", "train", "--data", data, "--val-data", val, "--steps", "2",
-                            "--block-size", "2", "--out", tmp_path / "ck", "--sample", "0"])
+                            "--block-size", "2", "--out", tmp_path / "ck", "--max-new-tokens", "0"])
     assert code == 0, err
     got = {e.char: e.count for e in bigram.vocab(tmp_path / "ck")}
     assert got == dict(Counter("abcabcab\n" * 30))
@@ -73,7 +73,7 @@ def test_byte_vocabulary_shows_bytes(tmp_path):
     data = tmp_path / "d.txt"
     data.write_text("héllo\n" * 20, encoding="utf-8")
     code, _, err = run_cli(["-b", "numpy", "train", "--data", data, "--tokenizer", "byte", "--steps", "2",
-                            "--out", tmp_path / "ck", "--sample", "0"])
+                            "--out", tmp_path / "ck", "--max-new-tokens", "0"])
     assert code == 0, err
     table = bigram.vocab(tmp_path / "ck")
     assert len(table) == 256 and table[ord("h")].count == 20 and table[0xc3].count == 20  # é is c3 a9
