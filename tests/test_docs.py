@@ -34,4 +34,4 @@ def test_api_md_examples_run_and_print_what_the_page_says(shakespeare_path, tmp_
     result = runner.run(test)
     assert result.attempted >= 30
     assert result.failed == 0, f"{result.failed} example(s) of docs/api.md print something else (see stdout)"
-    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert (tmp_path / "out" / "model.safetensors").is_file() and (tmp_path / "plot.png").stat().st_size > 10_000

@@ -50,8 +50,10 @@ class Generation:
     next_chars: list[str]
 
 
-@dataclass
+@dataclass(repr=False)
 class Explanation:
+    """Every number of the walk-through; print() it to read it (bigram/core/explain_text.py)."""
+
     backend: str
     weights: str  # "init (seed N)" or the checkpoint path
     vocab_size: int
@@ -79,6 +81,16 @@ class Explanation:
         from bigram.core.explain_text import render_text
 
         return render_text(self)
+
+    def __repr__(self) -> str:
+        B, T, C = self.logits_shape
+        return (f"Explanation(backend={self.backend!r}, weights={self.weights!r}, B={B}, T={T}, V={C}, "
+                f"batch_loss={self.batch_loss:.6f}; print() it for the walk-through)")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre>{html.escape(str(self))}</pre>"
 
 
 def first_batch(corpus: Corpus, batch_size: int, block_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
