@@ -13,12 +13,12 @@ The names below are loaded on first use (PEP 562): `import bigram` reads no
 NumPy and no torch, so `bigram --help` stays fast. docs/api.md walks through them.
 """
 
-from importlib import import_module
+import importlib as _importlib
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "bigram.api.functions": ("backends", "check", "explain", "fit", "load", "train", "vocab"),
+    "bigram.api.functions": ("check", "explain", "fit", "list_backends", "load", "train", "vocab"),
     "bigram.api.model": ("Model",),
     "bigram.api.tables": ("NextChar", "NextChars", "Vocab", "VocabEntry"),
     "bigram.core.check": ("CheckReport",),
@@ -34,11 +34,11 @@ __all__ = sorted(_WHERE)
 
 def __getattr__(name: str):
     if name in _WHERE:
-        value = getattr(import_module(_WHERE[name]), name)
+        value = getattr(_importlib.import_module(_WHERE[name]), name)
         globals()[name] = value  # later lookups skip this function
         return value
     raise AttributeError(f"module 'bigram' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    return sorted({n for n in globals() if not n.startswith("_")} | set(__all__))

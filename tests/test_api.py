@@ -149,3 +149,14 @@ def test_fit_and_check_through_the_api(shakespeare, tmp_path):
 def test_unknown_backend_is_a_bigram_error(shakespeare):
     with pytest.raises(BigramError, match="unknown backend 'nope'"):
         bigram.train(shakespeare, backend="nope")
+
+
+def test_every_export_survives_the_backends_being_imported():
+    """Importing a backend binds bigram.backends (the subpackage): no export may share that name."""
+    probe = ("import bigram; before = {n: getattr(bigram, n) for n in bigram.__all__}; "
+             "import bigram.backends.numpy_backend; "
+             "print([n for n in bigram.__all__ if getattr(bigram, n) is not before[n]]); "
+             "print('numpy' in [r['name'] for r in bigram.list_backends()]); "
+             "print('import_module' in dir(bigram))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", "True", "False"]

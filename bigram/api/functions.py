@@ -357,8 +357,12 @@ def check_names(names: Sequence[str] | None, installed: list[str]) -> list[str]:
     return names
 
 
-def backends() -> list[dict]:
-    """The installed backends: name, version, devices, the package each came from, a description."""
+def list_backends() -> list[dict]:
+    """The installed backends: name, version, devices, the package each came from, a description.
+
+    Not `bigram.backends`: that name is the subpackage of built-in backends, which
+    Python binds on the package as soon as any backend is imported.
+    """
     from bigram.core.plugins import load_backends, report_errors
 
     reg = load_backends()
