@@ -192,3 +192,19 @@ def test_estimate_batchers_draw_independent_streams(shakespeare):
     ev = Evaluator(shakespeare, TrainConfig(batch_size=64, eval_batches=1))
     u = {s: b.offsets(1)[0] / b.n_windows for s, b in ev.batchers.items()}
     assert np.abs(u["train"] - u["val"]).max() > 0.1  # a shared seed gives the same fractions (to ~1e-5)
+
+
+@pytest.mark.parametrize("command", ["eval", "explain"])
+def test_no_data_on_a_checkpoint_of_another_corpus_names_the_corpus_to_pass(tmp_path, command):
+    """Without --data, eval and explain read Tiny Shakespeare: a names model must be told which file to pass."""
+    names = tmp_path / "names.txt"
+    names.write_text("emma\nolivia\nava\nisabella\nsophia\n" * 40)
+    ck = tmp_path / "ck"
+    code, _, err = run_cli(["--backend", "numpy", "train", "--data", names, "--steps", 3, "--max-new-tokens", 0,
+                            "--out", ck])
+    assert code == 0, err
+    code, out, err = run_cli(["--backend", "numpy", command, "--checkpoint", ck])
+    assert code == 2 and out == ""
+    assert err.splitlines() == [err.strip()] and f"pass --data {names}" in err and "Tiny Shakespeare" in err
+    code, _, err = run_cli(["--backend", "numpy", command, "--checkpoint", ck, "--data", names])
+    assert code == 0, err

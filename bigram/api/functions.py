@@ -280,6 +280,7 @@ def explain(
     copied, never changed. `print()` the result to read it.
     """
     from bigram.core.errors import require_positive
+    from bigram.core.evaluate import check_default_corpus
     from bigram.core.explain import explain as run_explain
     from bigram.core.sampling import init_weights
 
@@ -293,6 +294,8 @@ def explain(
         if not isinstance(model, Model):
             model = load(model, backend, device=device)
         name, cls = resolve_backend(backend or model.backend)
+        if corpus is None:
+            check_default_corpus(model.config)
         corpus = corpus if isinstance(corpus, Corpus) else Corpus.load(corpus, tokenizer=model.tokenizer)
         model._check_vocabulary(corpus)
         state, source = model.impl.get_state(), str(model.path or f"a {model.backend} model")

@@ -196,7 +196,7 @@ class Model:
     def plot(self, path: str | Path | None = None, *, data: Corpus | str | Path | None = None,
              optimum: float | None = None, title: str | None = None) -> Path:
         """Draw the run's losses (whole run, and a zoom on its last 90% with the optimum) beside the
-        P(next | current) heatmap, to a PNG; `bigram plot`. Needs matplotlib (`pip install 'bigram[plot]'`).
+        P(next | current) heatmap, to a PNG; `bigram plot`. Needs matplotlib (`pip install matplotlib`).
 
         path: the file to write (default: DIR/plot.png of the checkpoint it came from). optimum:
         the line to draw (default: recorded by train/fit, else counted from `data`). The heatmap

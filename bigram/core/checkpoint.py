@@ -126,8 +126,10 @@ def check_out(out: str | Path) -> Contents:
 def replacing_warning(out: str | Path, contents: Contents, what: str = "this run") -> str:
     """What a run into a checkpoint it does not continue says before it starts."""
     at = f" (step {contents.step})" if contents.step is not None else ""
-    return (f"warning: --out {out} holds a checkpoint{at}: {what} replaces it and its metrics.jsonl at its first "
-            f"save; to continue that run instead, use `bigram train --resume {out}`")
+    head = f"warning: --out {out} holds a checkpoint{at}: {what} replaces it and its metrics.jsonl"
+    if what == "fit":  # a closed-form fit has nothing to continue
+        return f"{head}; to keep it, pass another --out"
+    return f"{head} at its first save; to continue that run instead, use `bigram train --resume {out}`"
 
 
 def _contents(d: Dir) -> Contents:

@@ -93,10 +93,26 @@ def load_corpus_for(ckpt, data: str | Path | None, count=bigram_counts, *, val_f
     corpus' vocabulary differs too, which is also an error. A byte model
     covers every byte by construction, so there an unused id is no mismatch.
     """
+    if data is None:
+        check_default_corpus(ckpt.config)
     corpus = Corpus.load(data, tokenizer=ckpt.tokenizer, val_fraction=saved_val_fraction(ckpt.config, val_fraction,
                                                                                          val_data), val_data=val_data)
     counts, warnings = corpus_counts(ckpt.config, corpus, count)
     return corpus, counts, warnings
+
+
+def check_default_corpus(config: dict) -> None:
+    """No --data means Tiny Shakespeare: a model trained on another corpus says which one to pass instead."""
+    from bigram.core.download import TINY_SHAKESPEARE_SHA256
+
+    saved = config.get("corpus") if isinstance(config.get("corpus"), dict) else {}
+    sha = saved.get("sha256")
+    if isinstance(sha, str) and sha != TINY_SHAKESPEARE_SHA256:
+        src = saved.get("source") if isinstance(saved.get("source"), str) else "its own corpus"
+        val = saved.get("val_source") if isinstance(saved.get("val_source"), str) else None
+        also = f" --val-data {val}" if val else ""
+        raise BigramError(f"no --data given, so the default corpus (Tiny Shakespeare) would be read, but this "
+                          f"checkpoint was trained on {src} (sha256 {sha[:12]}); pass --data {src}{also}")
 
 
 def corpus_counts(config: dict, corpus: Corpus, count=bigram_counts) -> tuple[dict[str, np.ndarray], list[str]]:

@@ -1,6 +1,6 @@
 """One PNG: the loss over the run, a zoom on its end with the optimum, and the learned next-character table.
 
-matplotlib is an optional extra (`pip install 'bigram[plot]'`), imported only
+matplotlib is an optional extra (`pip install matplotlib`), imported only
 here and only when a plot is drawn, with the file-only Agg backend so no
 display is needed.
 """
@@ -23,7 +23,7 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise BigramError("plotting needs matplotlib, which is not installed; pip install 'bigram[plot]'") from None
+        raise BigramError("plotting needs matplotlib, which is not installed; pip install matplotlib (the plot extra: pip install -e '.[plot]' in a clone)") from None
     matplotlib.use("Agg")  # files only: works on servers and in CI without a display
     import matplotlib.pyplot as plt
 
