@@ -23,7 +23,8 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise BigramError("plotting needs matplotlib, which is not installed; pip install matplotlib (the plot extra: pip install -e '.[plot]' in a clone)") from None
+        raise BigramError("plotting needs matplotlib, which is not installed; "
+                          "pip install matplotlib (the plot extra: pip install -e '.[plot]' in a clone)") from None
     matplotlib.use("Agg")  # files only: works on servers and in CI without a display
     import matplotlib.pyplot as plt
 
