@@ -108,11 +108,13 @@ def check_default_corpus(config: dict) -> None:
     saved = config.get("corpus") if isinstance(config.get("corpus"), dict) else {}
     sha = saved.get("sha256")
     if isinstance(sha, str) and sha != TINY_SHAKESPEARE_SHA256:
-        src = saved.get("source") if isinstance(saved.get("source"), str) else "its own corpus"
-        val = saved.get("val_source") if isinstance(saved.get("val_source"), str) else None
-        also = f" --val-data {val}" if val else ""
+        # Only the recorded file's name, quoted: a checkpoint may be untrusted, so its paths are neither
+        # opened nor echoed as a command to run.
+        src = saved.get("source") if isinstance(saved.get("source"), str) else ""
+        named = f" recorded as {Path(src).name!r}" if src else ""
         raise BigramError(f"no --data given, so the default corpus (Tiny Shakespeare) would be read, but this "
-                          f"checkpoint was trained on {src} (sha256 {sha[:12]}); pass --data {src}{also}")
+                          f"checkpoint was trained on another corpus{named} (sha256 {sha[:12]}); pass --data FILE "
+                          "with that corpus (and --val-data if it had a separate val file)")
 
 
 def corpus_counts(config: dict, corpus: Corpus, count=bigram_counts) -> tuple[dict[str, np.ndarray], list[str]]:
