@@ -241,12 +241,15 @@ def check(
     CheckReport (`.ok` is False if any tensor is out of tolerance).
     """
     from bigram.core.backend import check_dtype
-    from bigram.core.check import CheckConfig, CheckReport, run_check
-    from bigram.core.errors import require_positive
+    from bigram.core.check import MAX_STEPS, CheckConfig, CheckReport, run_check
     from bigram.core.plugins import load_backends, report_errors
+    from bigram.core.train import TrainConfig
 
     check_dtype(dtype)
-    require_positive(steps=steps, batch_size=batch_size, block_size=block_size)
+    if isinstance(steps, int) and steps > MAX_STEPS:  # every step's batch is drawn up front, all in memory
+        raise BigramError(f"--steps {steps} is more than a cross-check needs; use at most {MAX_STEPS}")
+    TrainConfig(steps=steps, batch_size=batch_size, block_size=block_size, seed=seed,
+                optim=AdamWConfig(lr=lr)).validate()  # train's checks and messages for the options they share
     reg = load_backends()
     report_errors(reg)
     names = check_names(backends, list(reg.backends))
@@ -279,12 +282,12 @@ def explain(
     checkpoint directory (default: the untrained N(0,1) table of `seed`); it is
     copied, never changed. `print()` the result to read it.
     """
-    from bigram.core.errors import require_positive
     from bigram.core.evaluate import check_default_corpus
     from bigram.core.explain import explain as run_explain
     from bigram.core.sampling import init_weights
+    from bigram.core.train import TrainConfig
 
-    require_positive(batch_size=batch_size, block_size=block_size)
+    TrainConfig(batch_size=batch_size, block_size=block_size, seed=seed).validate()  # train's checks, messages
     if model is None:
         name, cls = resolve_backend(backend)
         corpus = as_corpus(corpus)

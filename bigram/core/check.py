@@ -21,6 +21,7 @@ from bigram.core.backend import WEIGHT_KEY, AdamWConfig
 from bigram.core.data import Batcher, Corpus
 from bigram.core.sampling import draw_coins, init_weights, seed_streams
 
+MAX_STEPS = 10_000  # `bigram check --steps`: each step's batch is drawn up front and kept
 HUGE_SCALE = 1000.0  # logits of +-4000: exp() overflows in both dtypes unless softmax subtracts the row max
 
 # Tolerances on the relative difference, per dtype and tensor. Why each:
