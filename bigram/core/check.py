@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bigram.core.backend import WEIGHT_KEY, AdamWConfig
-from bigram.core.data import Batcher, Corpus
+from bigram.core.data import Batcher, Corpus, check_ids
 from bigram.core.sampling import draw_coins, init_weights, seed_streams
 
 MAX_STEPS = 10_000  # `bigram check --steps`: each step's batch is drawn up front and kept
@@ -148,7 +148,10 @@ def diff(a, ref) -> tuple[float, float]:
 def batches(corpus: Corpus, cfg: CheckConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     """cfg.steps training batches (B,T), drawn once so every backend sees the same ones."""
     b = Batcher(corpus.train, cfg.batch_size, cfg.block_size, seed_streams(cfg.seed)["train"])
-    return [b.get_batch() for _ in range(max(cfg.steps, 1))]
+    out = [b.get_batch() for _ in range(max(cfg.steps, 1))]
+    for ids in (ids for batch in out for ids in batch):  # from a damaged token file: one line, not an IndexError
+        check_ids(ids, corpus.tokenizer.vocab_size)
+    return out
 
 
 def backend_grads(model, idx, targets) -> dict:
