@@ -40,6 +40,9 @@ def read_corpus(path: str | Path, flag: str = "--data") -> str:
             f"corpus {path} is a directory without vocab.json; pass --data with a UTF-8 text file "
             "or a directory made by `bigram data prepare FILE --out DIR`"
         )
+    if not path.is_file():  # a FIFO would hang, /dev/zero or /dev/urandom would fill the memory
+        raise BigramError(f"corpus {path} is not a regular file (a pipe, device or socket); "
+                          "pass --data with a UTF-8 text file")
     try:
         raw = path.read_bytes()
     except OSError as e:
