@@ -242,7 +242,7 @@ def check(
     """
     from bigram.core.backend import check_dtype
     from bigram.core.check import MAX_STEPS, CheckConfig, CheckReport, run_check
-    from bigram.core.plugins import load_backends, report_errors
+    from bigram.core.plugins import backend_devices, load_backends, report_errors
     from bigram.core.train import TrainConfig
 
     check_dtype(dtype)
@@ -251,12 +251,14 @@ def check(
     TrainConfig(steps=steps, batch_size=batch_size, block_size=block_size, seed=seed,
                 optim=AdamWConfig(lr=lr)).validate()  # train's checks and messages for the options they share
     reg = load_backends()
-    report_errors(reg)
     names = check_names(backends, list(reg.backends))
-    classes = [(n, reg.get(n).cls) for n in names]  # an unknown name fails here, with the list
-    if device != "auto" and not any(device in cls.devices() for _, cls in classes):
+    infos = [reg.get(n) for n in names]  # an unknown name fails here, with the list
+    classes = [(i.name, i.cls) for i in infos]
+    offered = {i.name: backend_devices(reg, i) for i in infos} if device != "auto" else {}
+    if device != "auto" and not any(device in d for d in offered.values()):
         raise BigramError(f"--device {device}: none of {', '.join(names)} can run there; use --device auto")
-    devices = {n: device if device != "auto" and device in cls.devices() else "auto" for n, cls in classes}
+    devices = {n: device if device in offered.get(n, ()) else "auto" for n in names}
+    report_errors(reg)  # broken or disabled plugins, and devices() that failed just now
     corpus = as_corpus(corpus, val_fraction=val_fraction, val_data=val_data)
     corpus.check_block_size(block_size)
     cfg = CheckConfig(dtype=dtype, steps=steps, batch_size=batch_size, block_size=block_size, seed=seed,
@@ -369,10 +371,11 @@ def list_backends() -> list[dict]:
     Not `bigram.backends`: that name is the subpackage of built-in backends, which
     Python binds on the package as soon as any backend is imported.
     """
-    from bigram.core.plugins import load_backends, report_errors
+    from bigram.core.plugins import backend_devices, load_backends, report_errors
 
     reg = load_backends()
-    report_errors(reg, file=sys.stderr)
-    return [{"name": b.name, "version": b.version, "devices": b.cls.devices(), "package": b.dist,
-             "description": getattr(b.cls, "description", "")}
+    rows = [{"name": b.name, "version": b.version, "devices": backend_devices(reg, b), "package": b.dist,
+             "description": str(getattr(b.cls, "description", ""))}
             for b in sorted(reg.backends.values(), key=lambda b: b.name)]
+    report_errors(reg, file=sys.stderr)  # after devices(): a plugin whose devices() fails is reported too
+    return rows
