@@ -85,7 +85,7 @@ def test_a_plugin_that_exits_at_import_is_reported_as_broken(fake_dists, tmp_pat
     data = tmp_path / "small.txt"
     data.write_text(small_text(shakespeare_path))
     code, _, err = run_cli(["--backend", "numpy", "train", "--data", data, "--steps", 2, "--out", tmp_path / "o",
-                            "--sample", 0])
+                            "--max-new-tokens", 0])
     assert code == 0, err
     assert (tmp_path / "o" / "model.safetensors").is_file()  # the command did its work
     [warning] = message_lines(err)
@@ -147,7 +147,7 @@ def test_a_plugin_that_prints_never_corrupts_json_stdout(fake_dists, tmp_path, s
     assert code == 0 and {"numpy", "torch"} <= {b["name"] for b in json.loads(out)["backends"]}, out
     assert "hello from a plugin" in err  # shown, on stderr
     code, out, err = run_cli(["--backend", "numpy", "train", "--data", data, "--steps", 2, "--out", tmp_path / "o",
-                              "--sample", 0, "--json"])
+                              "--max-new-tokens", 0, "--json"])
     assert code == 0 and json.loads(out)["steps"] == 2, out
 
 

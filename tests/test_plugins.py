@@ -161,7 +161,7 @@ def test_a_duplicate_name_disables_the_duplicate_not_the_app(fake_dists, capsys,
     assert {r["name"]: r["package"] for r in listing["backends"]}[name] == winner
     assert [d["package"] for d in listing["disabled"]] == [loser]
     code, out, err = cli(capsys, "--backend", name, "train", "--data", str(small_text), "--steps", "2",
-                         "--block-size", "4", "--out", str(tmp_path / "ck"), "--sample", "0", "--json")
+                         "--block-size", "4", "--out", str(tmp_path / "ck"), "--max-new-tokens", "0", "--json")
     assert code == 0, err
     warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 1 and loser in warnings[0] and winner in warnings[0] and "disabled" in warnings[0], err
