@@ -52,7 +52,11 @@ class FakeDists:
 
     def broken_module(self, name: str, message: str = "boom") -> str:
         """A plugin module on disk that raises when imported."""
-        (self.tmp_path / f"{name}.py").write_text(f"raise RuntimeError({message!r})\n")
+        return self.source_module(name, f"raise RuntimeError({message!r})\n")
+
+    def source_module(self, name: str, source: str) -> str:
+        """A plugin module on disk with this source, imported afresh by each load."""
+        (self.tmp_path / f"{name}.py").write_text(source)
         self.monkeypatch.syspath_prepend(str(self.tmp_path))
         self.monkeypatch.delitem(sys.modules, name, raising=False)
         return name

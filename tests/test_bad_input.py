@@ -214,6 +214,194 @@ def prepared_with_link(ws):
 
 DL_TRAIN = [*NP, "train", "--steps", "2", "--out", "{tmp}/out", "--max-new-tokens", "0"]
 
+# ----------------------------------------------------------------------------
+# tampered and damaged files (issue #12): each is refused on load with one line
+
+EVAL = [*NP, "eval", "--checkpoint", "{ckpt}", "--data", "{data}"]
+PLOT = [*NP, "plot", "--checkpoint", "{ckpt}", "--out", "{tmp}/p.png"]
+VOCAB = ["vocab", "--checkpoint", "{ckpt}"]
+EXPLAIN = [*NP, "explain", "--checkpoint", "{ckpt}", "--data", "{data}"]
+READERS = {"generate": GEN, "eval": EVAL, "resume": RESUME + ["--steps", "1"], "plot": PLOT, "vocab": VOCAB,
+           "explain": EXPLAIN}
+
+
+def tensors(name: str, **changes: np.ndarray):
+    """Setup: rewrite one safetensors file of the checkpoint with some tensors replaced (a valid file)."""
+
+    def fn(ws):
+        from safetensors.numpy import load, save
+
+        path = ws.ckpt / name
+        t = load(path.read_bytes())
+        t.update(changes)
+        path.write_bytes(save(t))
+
+    return fn
+
+
+def weight_at_00(value: float):
+    def fn(ws):
+        from safetensors.numpy import load, save
+
+        path = ws.ckpt / "model.safetensors"
+        t = load(path.read_bytes())
+        t["token_embedding_table.weight"][0, 0] = value
+        path.write_bytes(save(t))
+
+    return fn
+
+
+def write(name: str, content: bytes):
+    return lambda ws: (ws.ckpt / name).write_bytes(content)
+
+
+def edit_nested(key: str, sub: str, value):
+    def fn(ws):
+        p = ws.ckpt / "config.json"
+        cfg = json.loads(p.read_text())
+        cfg[key][sub] = value
+        p.write_text(json.dumps(cfg))
+
+    return fn
+
+
+def surrogate_vocab(ws):
+    p = ws.ckpt / "config.json"
+    cfg = json.loads(p.read_text())
+    cfg["tokenizer"]["chars"] = cfg["tokenizer"]["chars"][:-1] + "\ud800"  # sorted still: above 'z'
+    p.write_text(json.dumps(cfg))  # ensure_ascii writes it as \ud800, valid JSON
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+PREP = "{tmp}/prep"
+
+
+def prepared_then(fn: Callable[[Path], None] | None = None):
+    """Setup: `bigram data prepare {data} --out {tmp}/prep`, a checkpoint for eval, then damage it with fn(prep)."""
+
+    def setup(ws):
+        from bigram.core.prepare import prepare
+
+        prepare(ws.data, ws.tmp / "prep")
+        ws.checkpoint()
+        if fn is not None:
+            fn(ws.tmp / "prep")
+
+    return setup
+
+
+def poke_id(prep: Path) -> None:
+    """The issue's `printf '\\xfa' | dd of=p/train.bin bs=1 seek=100 conv=notrunc`."""
+    with open(prep / "train.bin", "r+b") as f:
+        f.seek(100)
+        f.write(b"\xfa")
+
+
+def meta(change: Callable[[dict], None]):
+    def fn(prep: Path):
+        m = json.loads((prep / "vocab.json").read_text())
+        change(m)
+        (prep / "vocab.json").write_text(json.dumps(m))
+
+    return fn
+
+
+def torchrun(**values: str):
+    """Setup: a torchrun environment (valid, with `values` replacing some variables)."""
+    full = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29513"}
+    return lambda ws: ws.stack.enter_context(env(**{**full, **values}))
+
+
+def fifo(ws):
+    import os
+
+    os.mkfifo(ws.tmp / "fifo")
+
+
+DIST_TRAIN = ["--backend", "torch", "--device", "cpu", "train", "--distributed", "--data", "{data}", "--steps", "1",
+              "--out", "{tmp}/out", "--max-new-tokens", "0"]
+DIST_FIT = [*NP, "fit", "--distributed", "--data", "{data}", "--out", "{tmp}/fit"]
+EXPLAIN_DATA = [*NP, "explain", "--data", "{data}"]
+CHECK = ["check", "--backends", "numpy,torch", "--data", "{data}", "--steps", "1"]
+STEP_VALUES = {"empty": np.zeros(0, np.int64), "nan": np.array([np.nan]), "inf": np.array([np.inf]),
+               "negative": np.array([-5], np.int64)}
+
+TAMPERED = [
+    *(Case(f"optimizer-step-{what}-{cmd}", f"optimizer.safetensors' step is {what}", READERS[cmd],
+           "not a whole number of steps" if what != "empty" else "must hold one number",
+           setup=ckpt_then(tensors("optimizer.safetensors", step=value)))
+      for what, value in STEP_VALUES.items() for cmd in ("generate", "eval", "resume")),
+    *(Case(f"config-nested-deep-{cmd}", "config.json is JSON nested 100,000 deep", READERS[cmd],
+           "nested too deeply", setup=ckpt_then(write("config.json", DEEP)))
+      for cmd in ("generate", "vocab", "eval", "plot", "resume", "explain")),
+    Case("config-corpus-list", "config.json's `corpus` is a list", EVAL, "'corpus' must be an object",
+         setup=ckpt_then(edit_config(corpus=[1, 2]))),
+    Case("config-corpus-sha256-int", "config.json's `corpus.sha256` is a number", EVAL,
+         "'corpus.sha256' must be a string", setup=ckpt_then(edit_nested("corpus", "sha256", 5))),
+    Case("config-metrics-list", "config.json's `metrics` is a list", PLOT, "'metrics' must be an object",
+         setup=ckpt_then(edit_config(metrics=[1.0]))),
+    *(Case(f"metrics-{what}-{cmd}", f"metrics.jsonl {problem}", READERS[cmd], expect,
+           setup=ckpt_then(write("metrics.jsonl", content)))
+      for what, problem, content, expect in (
+          ("not-utf8", "holds bytes that are not UTF-8", b'{"step": 0}\n\xff\xfe\n', "line 2 is not UTF-8"),
+          ("nested-deep", "has a line nested 100,000 deep", DEEP + b"\n", "line 1 is nested too deeply"),
+          ("not-object", "has a line that is not an object", b"[1, 2]\n", "line 1 is not a JSON object"))
+      for cmd in ("resume", "plot")),
+    *(Case(f"vocab-lone-surrogate-{cmd}", "the vocabulary holds a lone surrogate (U+D800)", READERS[cmd],
+           "lone surrogate U+D800", setup=ckpt_then(surrogate_vocab)) for cmd in ("plot", "vocab", "generate")),
+    *(Case(f"weights-{what}-{cmd}", f"model.safetensors holds {what}", READERS[cmd], "holds NaN or infinite values",
+           setup=ckpt_then(weight_at_00(value)))
+      for what, value in (("nan", np.nan), ("inf", np.inf)) for cmd in ("generate", "eval")),
+    Case("resume-no-optimizer", "`--resume` of a checkpoint without optimizer.safetensors", READERS["resume"],
+         "optimizer.safetensors (the AdamW moments and step) is missing",
+         setup=ckpt_then(lambda ws: (ws.ckpt / "optimizer.safetensors").unlink())),
+    *(Case(f"prepared-id-beyond-vocab-{cmd}", "a prepared train.bin holds an id beyond the vocabulary", argv,
+           "beyond the vocabulary's", setup=prepared_then(poke_id))
+      for cmd, argv in (("train", train_with("--data", PREP)), ("fit", [*NP, "fit", "--data", PREP, "--out", "{tmp}/f"]),
+                        ("eval", [*NP, "eval", "--checkpoint", "{ckpt}", "--data", PREP]))),
+    *(Case(f"prepared-{what}", f"a prepared vocab.json {problem}", train_with("--data", PREP), expect,
+           setup=prepared_then(meta(change)))
+      for what, problem, change, expect in (
+          ("dtype-bad", "has a dtype NumPy does not know", lambda m: m.update(dtype="nope"), "has dtype 'nope'"),
+          ("dtype-missing", "has no dtype", lambda m: m.pop("dtype"), "has dtype None"),
+          ("dtype-float", "has a float dtype", lambda m: m.update(dtype="float32"), "has dtype 'float32'"),
+          ("tokenizer-missing", "has no tokenizer", lambda m: m.pop("tokenizer"), "invalid tokenizer"),
+          ("sha256-missing", "has no sha256", lambda m: m.pop("sha256"), "has no sha256"),
+          ("version-string", "has a string format_version", lambda m: m.update(format_version="1"),
+           "no integer format_version"),
+          ("chars-unsorted", "has unsorted characters",
+           lambda m: m["tokenizer"].update(chars=m["tokenizer"]["chars"][::-1]), "must be sorted"))),
+    # the corpus path and the environment
+    *(Case(f"data-{what}", f"`--data` is {problem}", train_with("--data", path), "is not a regular file", setup=setup)
+      for what, problem, path, setup in (("fifo", "a FIFO (train would hang)", "{tmp}/fifo", fifo),
+                                         ("dev-zero", "/dev/zero (endless)", "/dev/zero", None),
+                                         ("dev-urandom", "/dev/urandom (endless)", "/dev/urandom", None))),
+    *(Case(f"torchrun-{what}", f"torchrun's environment has {problem}", argv, expect, setup=torchrun(**values))
+      for what, problem, values, expect in (
+          ("master-port-abc", "MASTER_PORT=abc", {"MASTER_PORT": "abc"}, "$MASTER_PORT='abc' is not a whole number"),
+          ("master-port-range", "MASTER_PORT=70000", {"MASTER_PORT": "70000"}, "from 1 to 65535"),
+          ("rank-beyond-world", "RANK >= WORLD_SIZE (a hang before)", {"RANK": "2", "WORLD_SIZE": "2"},
+           "$RANK='2' is not a whole number from 0 to 1"),
+          ("rank-negative", "RANK=-1", {"RANK": "-1"}, "$RANK='-1'"),
+          ("world-size-zero", "WORLD_SIZE=0", {"WORLD_SIZE": "0"}, "$WORLD_SIZE='0'"),
+          ("local-rank-bad", "LOCAL_RANK=gpu0", {"LOCAL_RANK": "gpu0"}, "$LOCAL_RANK='gpu0'"),
+          ("master-addr-space", "MASTER_ADDR with a space", {"MASTER_ADDR": "local host"}, "is not a host name"))
+      for argv in (DIST_TRAIN,)),
+    Case("torchrun-fit-master-port-abc", "`fit --distributed` with MASTER_PORT=abc", DIST_FIT,
+         "$MASTER_PORT='abc' is not a whole number", setup=torchrun(MASTER_PORT="abc")),
+    # options
+    *(Case(f"weight-decay-{what}", f"`--weight-decay` is {what}", train_with("--weight-decay", value),
+           "--weight-decay must be a finite number >= 0")
+      for what, value in (("nan", "nan"), ("inf", "inf"), ("negative", "-0.1"))),
+    Case("explain-batch-size-huge", "`explain --batch-size` beyond any memory",
+         [*EXPLAIN_DATA, "--batch-size", str(10**20)], "--batch-size 100000000000000000000 is too large"),
+    Case("explain-seed-negative", "`explain --seed` < 0", [*EXPLAIN_DATA, "--seed", "-1"], "--seed must be an integer"),
+    Case("check-seed-negative", "`check --seed` < 0", [*CHECK, "--seed", "-1"], "--seed must be an integer"),
+    Case("check-lr-nan", "`check --lr` is NaN", [*CHECK, "--lr", "nan"], "--lr must be a positive finite number"),
+    Case("check-steps-huge", "`check --steps` beyond what can be drawn up front", [*CHECK[:-1], str(10**12)],
+         "use at most 10000"),
+]
+
 CASES = [
     # corpus
     Case("corpus-missing", "`--data` names no file", train_with("--data", "{tmp}/nope.txt"), "does not exist"),
@@ -357,6 +545,7 @@ CASES = [
          setup=download_env(BIGRAM_DATA_URL="file:///dev/zero")),
     Case("download-timeout-invalid", "`$BIGRAM_DOWNLOAD_TIMEOUT` is not a number of seconds > 0", DL_TRAIN,
          "$BIGRAM_DOWNLOAD_TIMEOUT must be", setup=download_env(BIGRAM_DOWNLOAD_TIMEOUT="soon")),
+    *TAMPERED,
 ]
 
 

@@ -11,7 +11,6 @@ import pytest
 from plugin_helpers import BuggyBackend, FakeBackend, FakeDists, run_cli
 
 from bigram.core import hookspecs
-from bigram.core.errors import BigramError
 from bigram.core.plugins import load_backends
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,14 +123,49 @@ class SameNameBackend(FakeBackend):
     """A second, different backend class that also calls itself "fake"."""
 
 
-def test_two_backends_with_the_same_name_give_a_clear_error(fake_plugin, capsys):
-    fake_plugin.add("bigram-other-backend", {"other": fake_plugin.module("bigram_other_plugin", SameNameBackend)})
-    with pytest.raises(BigramError, match="two plugins provide a backend named 'fake'"):
-        load_backends()
-    code, _, err = cli(capsys, "backends")
-    assert code == 2
-    assert err.count("\n") == 1 and "bigram-fake-backend" in err and "bigram-other-backend" in err
-    assert "uninstall one" in err and "Traceback" not in err
+class ImpostorNumpy(FakeBackend):
+    """A third-party backend that claims the built-in name "numpy"."""
+
+    name = "numpy"
+
+
+def _backend_named_numpy(d):
+    d.add("bigram-impostor", {"impostor": d.module("bigram_impostor_plugin", ImpostorNumpy)})
+    return "numpy", "bigram", "bigram-impostor"
+
+
+def _plugin_named_numpy(d):  # the entry point itself is called "numpy", like the built-in one
+    d.add("bigram-impostor", {"numpy": d.module("bigram_impostor_plugin", ImpostorNumpy)})
+    return "numpy", "bigram", "bigram-impostor"
+
+
+def _two_third_parties(d):  # added in the "wrong" order: the package that sorts first wins, not the last one
+    d.add("bigram-zz-backend", {"zz": d.module("bigram_zz_plugin", SameNameBackend)})
+    d.add("bigram-aa-backend", {"aa": d.module("bigram_aa_plugin", FakeBackend)})
+    return "fake", "bigram-aa-backend", "bigram-zz-backend"
+
+
+@pytest.mark.parametrize("clash", [_backend_named_numpy, _plugin_named_numpy, _two_third_parties],
+                         ids=["backend-named-numpy", "plugin-named-numpy", "two-third-parties"])
+def test_a_duplicate_name_disables_the_duplicate_not_the_app(fake_dists, capsys, small_text, tmp_path, clash):
+    """Built-ins win over third parties, and among third parties the order never depends on installation;
+    the loser is disabled with one warning line naming both packages."""
+    name, winner, loser = clash(fake_dists)
+    reg = load_backends()
+    assert reg.get(name).dist == winner and {"numpy", "torch"} <= set(reg.backends)
+    [off] = reg.disabled
+    assert off.dist == loser and winner in off.error
+    code, out, err = cli(capsys, "backends", "--json")
+    assert code == 0, err
+    listing = json.loads(out)
+    assert {r["name"]: r["package"] for r in listing["backends"]}[name] == winner
+    assert [d["package"] for d in listing["disabled"]] == [loser]
+    code, out, err = cli(capsys, "--backend", name, "train", "--data", str(small_text), "--steps", "2",
+                         "--block-size", "4", "--out", str(tmp_path / "ck"), "--max-new-tokens", "0", "--json")
+    assert code == 0, err
+    warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and loser in warnings[0] and winner in warnings[0] and "disabled" in warnings[0], err
+    assert json.loads(out.strip().splitlines()[-1])["backend"] == name
 
 
 # ----------------------------------------------------------------------------

@@ -241,19 +241,24 @@ def check(
     CheckReport (`.ok` is False if any tensor is out of tolerance).
     """
     from bigram.core.backend import check_dtype
-    from bigram.core.check import CheckConfig, CheckReport, run_check
-    from bigram.core.errors import require_positive
-    from bigram.core.plugins import load_backends, report_errors
+    from bigram.core.check import MAX_STEPS, CheckConfig, CheckReport, run_check
+    from bigram.core.plugins import backend_devices, load_backends, report_errors
+    from bigram.core.train import TrainConfig
 
     check_dtype(dtype)
-    require_positive(steps=steps, batch_size=batch_size, block_size=block_size)
+    if isinstance(steps, int) and steps > MAX_STEPS:  # every step's batch is drawn up front, all in memory
+        raise BigramError(f"--steps {steps} is more than a cross-check needs; use at most {MAX_STEPS}")
+    TrainConfig(steps=steps, batch_size=batch_size, block_size=block_size, seed=seed,
+                optim=AdamWConfig(lr=lr)).validate()  # train's checks and messages for the options they share
     reg = load_backends()
-    report_errors(reg)
     names = check_names(backends, list(reg.backends))
-    classes = [(n, reg.get(n).cls) for n in names]  # an unknown name fails here, with the list
-    if device != "auto" and not any(device in cls.devices() for _, cls in classes):
+    infos = [reg.get(n) for n in names]  # an unknown name fails here, with the list
+    classes = [(i.name, i.cls) for i in infos]
+    offered = {i.name: backend_devices(reg, i) for i in infos} if device != "auto" else {}
+    if device != "auto" and not any(device in d for d in offered.values()):
         raise BigramError(f"--device {device}: none of {', '.join(names)} can run there; use --device auto")
-    devices = {n: device if device != "auto" and device in cls.devices() else "auto" for n, cls in classes}
+    devices = {n: device if device in offered.get(n, ()) else "auto" for n in names}
+    report_errors(reg)  # broken or disabled plugins, and devices() that failed just now
     corpus = as_corpus(corpus, val_fraction=val_fraction, val_data=val_data)
     corpus.check_block_size(block_size)
     cfg = CheckConfig(dtype=dtype, steps=steps, batch_size=batch_size, block_size=block_size, seed=seed,
@@ -279,12 +284,12 @@ def explain(
     checkpoint directory (default: the untrained N(0,1) table of `seed`); it is
     copied, never changed. `print()` the result to read it.
     """
-    from bigram.core.errors import require_positive
     from bigram.core.evaluate import check_default_corpus
     from bigram.core.explain import explain as run_explain
     from bigram.core.sampling import init_weights
+    from bigram.core.train import TrainConfig
 
-    require_positive(batch_size=batch_size, block_size=block_size)
+    TrainConfig(batch_size=batch_size, block_size=block_size, seed=seed).validate()  # train's checks, messages
     if model is None:
         name, cls = resolve_backend(backend)
         corpus = as_corpus(corpus)
@@ -366,10 +371,11 @@ def list_backends() -> list[dict]:
     Not `bigram.backends`: that name is the subpackage of built-in backends, which
     Python binds on the package as soon as any backend is imported.
     """
-    from bigram.core.plugins import load_backends, report_errors
+    from bigram.core.plugins import backend_devices, load_backends, report_errors
 
     reg = load_backends()
-    report_errors(reg, file=sys.stderr)
-    return [{"name": b.name, "version": b.version, "devices": b.cls.devices(), "package": b.dist,
-             "description": getattr(b.cls, "description", "")}
+    rows = [{"name": b.name, "version": b.version, "devices": backend_devices(reg, b), "package": b.dist,
+             "description": str(getattr(b.cls, "description", ""))}
             for b in sorted(reg.backends.values(), key=lambda b: b.name)]
+    report_errors(reg, file=sys.stderr)  # after devices(): a plugin whose devices() fails is reported too
+    return rows

@@ -6,7 +6,6 @@ NumPy backend never load torch.
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 
 from bigram.core.errors import BigramError
@@ -21,11 +20,9 @@ class TrainRun:
         if distributed:
             if backend != "torch":
                 raise BigramError(f"--distributed runs on torch.distributed; use --backend torch, not {backend!r}")
-            if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:  # checked before paying for torch
-                raise BigramError(
-                    "--distributed needs torchrun's environment (RANK, WORLD_SIZE unset); launch with "
-                    "`torchrun --nproc_per_node N -m bigram --backend torch train --distributed ...`"
-                )
+            from bigram.core.distributed import torchrun_env
+
+            torchrun_env()  # checked before paying for torch, and before joining a group that could hang
             from bigram.backends.torch_dist import init_distributed
 
             self.rank, self.world = init_distributed(device)
@@ -62,6 +59,9 @@ def counting(distributed: bool, device: str):
 
         yield bigram_counts, True
         return
+    from bigram.core.distributed import torchrun_env
+
+    torchrun_env()  # before importing torch: a bad torchrun environment is one line, at once
     from bigram.backends.torch_dist import close_distributed, distributed_bigram_counts, init_distributed
 
     rank, _ = init_distributed(device)

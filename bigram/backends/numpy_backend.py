@@ -262,7 +262,10 @@ class NumpyBigram:
             probs = np.zeros_like(logits)
             probs[np.arange(len(logits)), logits.argmax(axis=1)] = 1.0
             return probs
-        logits = logits / temperature
+        # Shift each row's max to 0 before dividing: no logit/T can overflow to +inf (NaN after
+        # softmax), and a T so small that (l - max)/T overflows to -inf is exactly the T -> 0 limit.
+        with np.errstate(over="ignore"):
+            logits = (logits - logits.max(axis=1, keepdims=True)) / temperature  # (V,V), each row's max 0
         if top_k is not None and top_k < logits.shape[1]:
             kth = np.sort(logits, axis=1)[:, -top_k][:, None]  # (V,1) k-th largest per row
             logits = np.where(logits < kth, -np.inf, logits)  # ties with the k-th are kept

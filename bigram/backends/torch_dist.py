@@ -17,10 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from bigram.backends.torch_model import resolve_device
 from bigram.core.data import Batcher, bigram_counts, release_pages
-from bigram.core.distributed import shard_bounds
-from bigram.core.errors import BigramError
-
-TORCHRUN_HINT = "launch with `torchrun --nproc_per_node N -m bigram --backend torch train --distributed ...`"
+from bigram.core.distributed import shard_bounds, torchrun_env
 
 
 def init_distributed(device: str = "auto") -> tuple[int, int]:
@@ -28,9 +25,7 @@ def init_distributed(device: str = "auto") -> tuple[int, int]:
 
     On CUDA each rank takes the GPU numbered by its LOCAL_RANK. Returns (rank, world size).
     """
-    missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
-    if missing:
-        raise BigramError(f"--distributed needs torchrun's environment ({', '.join(missing)} unset); {TORCHRUN_HINT}")
+    torchrun_env()  # each variable checked: a bad one would raise deep in torch, RANK >= WORLD_SIZE would hang
     use_cuda = resolve_device(device).type == "cuda"  # a missing CUDA is a one-line error there
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))

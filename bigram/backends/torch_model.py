@@ -153,7 +153,8 @@ class TorchBigram:
             probs = torch.zeros_like(logits)
             probs[torch.arange(len(logits)), logits.argmax(dim=1)] = 1.0
             return probs.cpu().numpy()
-        logits = logits / temperature
+        # Each row's max shifted to 0 first: a tiny T then gives -inf (the T -> 0 limit), never inf - inf = NaN.
+        logits = (logits - logits.max(dim=1, keepdim=True).values) / temperature  # (V,V)
         if top_k is not None and top_k < logits.shape[1]:
             v, _ = torch.topk(logits, top_k)  # (V,k)
             logits = logits.masked_fill(logits < v[:, [-1]], float("-inf"))

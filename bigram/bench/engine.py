@@ -177,7 +177,7 @@ class Setup:
     def __init__(self, cfg: BenchConfig):
         from bigram.core.data import Corpus, bigram_counts, read_corpus
         from bigram.core.optimum import optimal_loss, optimal_table
-        from bigram.core.plugins import load_backends
+        from bigram.core.plugins import backend_devices, load_backends
 
         self.cfg = cfg
         self.corpus = Corpus.load(cfg.data)
@@ -187,7 +187,7 @@ class Setup:
         self.optimum = optimal_loss(self.train_counts)
         self.table = optimal_table(self.train_counts)  # a trained-like table to sample from
         reg = load_backends()
-        names = cfg.backends or tuple(sorted(n for n, b in reg.backends.items() if b.cls.devices()))
+        names = cfg.backends or tuple(sorted(n for n, b in reg.backends.items() if backend_devices(reg, b)))
         self.backends = {n: reg.get(n).cls for n in names}
         self.tmp = Path(tempfile.mkdtemp(prefix="bigram-bench-"))  # checkpoints and outputs of the CLI runs
         for name in self.backends:  # one-time imports (torch's optimizer imports torch._dynamo) stay out of every timing

@@ -21,6 +21,9 @@ def _print_table(report) -> None:
     console = Console()
     console.print(report.summary(), highlight=False)
     for c in report.comparisons:
+        if c.error is not None:  # the backend raised, or returned what cannot be compared
+            console.print(report.verdict(c), markup=False, highlight=False)
+            continue
         table = Table("tensor", "max abs diff", "max rel diff", "tolerance", "",
                       title=f"{c.backend} ({c.device}) vs {c.reference}")
         for r in c.rows:
@@ -64,5 +67,5 @@ def check(
     else:
         _print_table(report)
     if not report.ok:
-        print("check FAILED: a backend disagrees with the reference beyond tolerance", file=sys.stderr)
+        print("check FAILED: a backend failed, or disagrees with the reference beyond tolerance", file=sys.stderr)
         raise typer.Exit(1)

@@ -23,28 +23,33 @@ from bigram.core.defaults import (
 @app.command()
 def backends(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """List the installed backends: name, version, devices, and the package each came from."""
-    from bigram.core.plugins import load_backends
+    from bigram.core.plugins import backend_devices, load_backends
 
     reg = load_backends()
     rows = [
-        {"name": b.name, "version": b.version, "devices": b.cls.devices(), "package": b.dist,
-         "description": getattr(b.cls, "description", "")}
+        {"name": b.name, "version": b.version, "devices": backend_devices(reg, b), "package": b.dist,
+         "description": str(getattr(b.cls, "description", ""))}
         for b in sorted(reg.backends.values(), key=lambda b: b.name)
     ]
     errors = [{"plugin": e.plugin, "package": e.dist, "error": e.error} for e in reg.errors]
+    disabled = [{"plugin": e.plugin, "package": e.dist, "reason": e.error} for e in reg.disabled]
     if json_out:
-        print_json({"backends": rows, "errors": errors})
+        print_json({"backends": rows, "errors": errors, "disabled": disabled})
         return
     from rich.console import Console
+    from rich.markup import escape  # a plugin's texts are shown as they are, never read as markup
     from rich.table import Table
 
     table = Table("name", "version", "devices", "package", "description")
     for r in rows:
-        table.add_row(r["name"], r["version"], ", ".join(r["devices"]) or "-", r["package"], r["description"])
+        cells = (r["name"], r["version"], ", ".join(r["devices"]) or "-", r["package"], r["description"])
+        table.add_row(*(escape(c) for c in cells))
     console = Console()
     console.print(table)
-    for e in errors:
-        console.print(f"[red]broken plugin[/red] {e['plugin']} ({e['package']}): {e['error']}", markup=True)
+    for e in reg.errors:
+        console.print("[red]broken plugin[/red] " + escape(f"{e.plugin} ({e.dist}): {e.error}"))
+    for e in reg.disabled:
+        console.print("[yellow]disabled plugin[/yellow] " + escape(f"{e.plugin} ({e.dist}): {e.error}"))
 
 
 @app.command()

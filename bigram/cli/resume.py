@@ -55,6 +55,7 @@ def resume_command(ctx: typer.Context, ck_dir: Path, *, data: Path | None, steps
 
     given = typed(ctx, list(R.KEPT) + ["steps", "out", "dtype"])
     ck = load_checkpoint(ck_dir)
+    R.check_optimizer(ck, ck_dir)
     cfg = R.train_config(ck, ck_dir)
     R.check_overrides(cfg, given)
     if "dtype" in given and dtype != str(ck.weights.dtype):

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bigram.core.backend import WEIGHT_KEY, AdamWConfig
-from bigram.core.data import Batcher, Corpus
+from bigram.core.data import Batcher, Corpus, check_ids
+from bigram.core.errors import BigramError
 from bigram.core.sampling import draw_coins, init_weights, seed_streams
 
+MAX_STEPS = 10_000  # `bigram check --steps`: each step's batch is drawn up front and kept
 HUGE_SCALE = 1000.0  # logits of +-4000: exp() overflows in both dtypes unless softmax subtracts the row max
 
 # Tolerances on the relative difference, per dtype and tensor. Why each:
@@ -108,10 +110,11 @@ class Comparison:
     device: str
     reference: str
     rows: list[Row]
+    error: str | None = None  # the backend raised (or returned what cannot be compared): it fails
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.rows)
+        return self.error is None and all(r.ok for r in self.rows)
 
     def worst(self) -> Row:
         """The row closest to (or furthest past) its tolerance."""
@@ -119,7 +122,7 @@ class Comparison:
 
     def to_json(self) -> dict:
         return {"backend": self.backend, "device": self.device, "reference": self.reference, "ok": self.ok,
-                "rows": [r.to_json() for r in self.rows]}
+                "error": self.error, "rows": [r.to_json() for r in self.rows]}
 
 
 # ----------------------------------------------------------------------------
@@ -147,7 +150,10 @@ def diff(a, ref) -> tuple[float, float]:
 def batches(corpus: Corpus, cfg: CheckConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     """cfg.steps training batches (B,T), drawn once so every backend sees the same ones."""
     b = Batcher(corpus.train, cfg.batch_size, cfg.block_size, seed_streams(cfg.seed)["train"])
-    return [b.get_batch() for _ in range(max(cfg.steps, 1))]
+    out = [b.get_batch() for _ in range(max(cfg.steps, 1))]
+    for ids in (ids for batch in out for ids in batch):  # from a damaged token file: one line, not an IndexError
+        check_ids(ids, corpus.tokenizer.vocab_size)
+    return out
 
 
 def backend_grads(model, idx, targets) -> dict:
@@ -202,12 +208,28 @@ def run_check(backends: list[tuple[str, type]], corpus: Corpus, cfg: CheckConfig
     weights = init_weights(corpus.tokenizer.vocab_size, cfg.seed).astype(cfg.dtype)  # (V,V)
     data = batches(corpus, cfg)
     (ref_name, ref_cls), *others = backends
-    ref = run_backend(ref_cls, weights, data, cfg, devices.get(ref_name, "auto"))
-    out = []
-    for name, cls in others:
-        got = run_backend(cls, weights, data, cfg, devices.get(name, "auto"))
-        out.append(Comparison(name, str(got["device"]), ref_name, compare(got, ref, cfg.dtype)))
-    return out
+    try:
+        ref = run_backend(ref_cls, weights, data, cfg, devices.get(ref_name, "auto"))
+    except (KeyboardInterrupt, BigramError):
+        raise
+    except BaseException as e:  # noqa: BLE001 - nothing can be compared against a reference that fails
+        raise BigramError(f"the reference backend {ref_name!r} failed ({type(e).__name__}: {e}); choose another "
+                          "reference: the first of --backends") from None
+    return [compare_backend(name, cls, ref_name, ref, weights, data, cfg, devices.get(name, "auto"))
+            for name, cls in others]
+
+
+def compare_backend(name: str, cls, ref_name: str, ref: dict, weights: np.ndarray, data: list, cfg: CheckConfig,
+                    device: str) -> Comparison:
+    """One candidate against the reference; a candidate that raises, or returns what cannot be
+    compared (create() giving None, a string for logits), FAILs with the reason instead of ending the check."""
+    try:
+        got = run_backend(cls, weights, data, cfg, device)
+        return Comparison(name, str(got["device"]), ref_name, compare(got, ref, cfg.dtype))
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # noqa: BLE001 - third-party code: even its sys.exit() is a FAIL, not the end
+        return Comparison(name, device, ref_name, [], error=f"{type(e).__name__}: {e}")
 
 
 @dataclass
@@ -234,6 +256,8 @@ class CheckReport:
 
     def verdict(self, comp: Comparison) -> str:
         """One line per candidate: OK or FAIL, the largest differences, the row closest to its tolerance."""
+        if comp.error is not None:
+            return f"{comp.backend} vs {comp.reference}: FAIL (the backend failed: {comp.error})"
         w = comp.worst()
         big_abs, big_rel = max(comp.rows, key=lambda r: r.max_abs), max(comp.rows, key=lambda r: r.max_rel)
         verdict = "OK" if comp.ok else f"FAIL ({sum(not r.ok for r in comp.rows)} tensor(s) out of tolerance)"

@@ -37,6 +37,7 @@ a save was killed in their non-atomic fallback.
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import stat
@@ -47,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from bigram import __version__
-from bigram.core.backend import STATE_KEYS, WEIGHT_KEY
+from bigram.core.backend import STATE_KEYS, WEIGHT_KEY, fresh_state
 from bigram.core.errors import BigramError
 from bigram.core.metrics import METRICS_FILE, json_safe
 from bigram.core.safefs import (
@@ -65,6 +66,9 @@ ID_KEY = "save_id"  # config.json
 ID_META = "bigram_save"  # safetensors metadata
 READ_TRIES = 50  # a reader racing a writer that saves every step settles within a few
 HINT = "retrain with `bigram train --out DIR` or point --checkpoint at a complete checkpoint"
+MAX_HEADER = 1 << 20  # a safetensors header of the 3 tensors bigram writes is a few hundred bytes
+FLOATS = {"F32": 4, "F64": 8}
+NUMBERS = {**FLOATS, "I64": 8, "I32": 4, "U64": 8, "U32": 4}  # the step may be saved as an int or a float
 
 
 @dataclass
@@ -72,6 +76,7 @@ class Checkpoint:
     state: dict[str, np.ndarray]  # STATE_KEYS
     tokenizer: Tokenizer
     config: dict = field(default_factory=dict)
+    has_optimizer: bool = True  # False: optimizer.safetensors was absent, the moments are zeros
 
     @property
     def weights(self) -> np.ndarray:
@@ -481,19 +486,127 @@ def _try_open(top: Dir, names: tuple[str, ...]) -> _Save | None:
     return save
 
 
-def _read_tensors(save: _Save, name: str, hint: str) -> dict[str, np.ndarray]:
+def _read_tensors(save: _Save, name: str, expect: dict[str, tuple[tuple, dict]]) -> dict[str, np.ndarray]:
+    """The tensors of one of the save's safetensors files, whose header matches `expect`
+    (name -> (shape, dtypes)).
+
+    The header is read and checked first, so a file that declares other tensors, other
+    shapes, or more data than they need is refused before any of its data is read.
+    """
     from safetensors.numpy import load
 
     path = save.where / name
-    raw = save.read(name)
-    if raw is None:
-        raise BigramError(f"checkpoint file {path} is missing; {hint}")
+    fd = save.fds.get(name)
+    if fd is None:
+        raise BigramError(f"checkpoint file {path} is missing; {HINT}")
+    head = _read_header(fd, os.fstat(fd).st_size, path)
+    _check_header(head["tensors"], head["data_bytes"], expect, path)
+    raw = save.read(name)  # the whole file: its size was just checked against the header
     try:
         return load(raw)
     except Exception as e:  # noqa: BLE001 - safetensors raises several types on bad bytes
         raise BigramError(
-            f"checkpoint file {path} is truncated or corrupt ({type(e).__name__}); {hint}"
+            f"checkpoint file {path} is truncated or corrupt ({type(e).__name__}); {HINT}"
         ) from None
+
+
+def _read_header(fd: int, size: int, path: Path) -> dict:
+    """A safetensors header: 8 bytes of length N, then N bytes of JSON naming each tensor."""
+    corrupt = f"checkpoint file {path} is truncated or corrupt"
+    raw = pread(fd, 8, 0)
+    if len(raw) < 8:
+        raise BigramError(f"{corrupt} (no safetensors header); {HINT}")
+    n = int.from_bytes(raw, "little")
+    if n > min(MAX_HEADER, size - 8):
+        raise BigramError(f"{corrupt} (its header claims {n} bytes); {HINT}")
+    try:
+        tensors = json.loads(pread(fd, n, 8).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BigramError(f"{corrupt} (its header is not JSON); {HINT}") from None
+    if not isinstance(tensors, dict):
+        raise BigramError(f"{corrupt} (its header is not a JSON object); {HINT}")
+    tensors.pop("__metadata__", None)
+    return {"tensors": tensors, "data_bytes": size - 8 - n}
+
+
+def _check_header(tensors: dict, data_bytes: int, expect: dict[str, tuple[tuple, dict]], path: Path) -> None:
+    """Each expected tensor present with its shape and a dtype from its set; nothing else; no extra data."""
+    for name, (shape, dtypes) in expect.items():
+        info = tensors.get(name)
+        if not isinstance(info, dict):
+            raise BigramError(f"{path} has no tensor {name!r}; {HINT}")
+        got = info.get("shape")
+        if not isinstance(got, list) or not all(type(k) is int and k >= 0 for k in got):
+            raise BigramError(f"{path}: tensor {name!r} has no valid shape; {HINT}")
+        if shape == (1,) and math.prod(got) != 1:
+            raise BigramError(f"{path}: {name} has shape {tuple(got)}, but it must hold one number; {HINT}")
+        if shape != (1,) and tuple(got) != shape:
+            raise BigramError(f"{path}: {name} has shape {tuple(got)} but the vocab has {shape[0]} characters, "
+                              f"so it must be {shape}; {HINT}")
+        if not isinstance(info.get("dtype"), str) or info["dtype"] not in dtypes:
+            raise BigramError(f"{path}: {name} has dtype {info.get('dtype')}, expected one of "
+                              f"{', '.join(dtypes)}; {HINT}")
+    extra = sorted(set(tensors) - set(expect))
+    if extra:
+        raise BigramError(f"{path} holds tensors bigram does not write ({', '.join(map(str, extra[:5]))}); {HINT}")
+    need = sum(math.prod(tensors[k]["shape"]) * expect[k][1][tensors[k]["dtype"]] for k in expect)
+    if data_bytes != need:
+        raise BigramError(f"checkpoint file {path} is truncated or corrupt (it holds {data_bytes} bytes of "
+                          f"tensor data, its tensors need {need}); {HINT}")
+
+
+def _check_finite(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """NaN or infinite weights or moments sample garbage and evaluate to null: refuse them on load."""
+    for name, a in arrays.items():
+        if not np.isfinite(a).all():
+            raise BigramError(f"{path}: {name} holds NaN or infinite values; {HINT}")
+
+
+def _check_step(path: Path, step: np.ndarray) -> int:
+    """AdamW's step: one finite whole number from 0 to 2**53 (the bias correction depends on it)."""
+    value = step.ravel()[0]
+    if not (np.isfinite(value) and value == np.floor(value) and 0 <= value <= 2**53):
+        raise BigramError(f"{path}: step is {value}, not a whole number of steps from 0 to 2**53; {HINT}")
+    return int(value)
+
+
+# The type each config.json field must have where it is present, so that a tampered
+# value is refused on load instead of failing deep inside the command that reads it.
+_NUMBER = (int, float, type(None))
+_CONFIG_TYPES = {
+    "format_version": int, "bigram_version": str, "backend": str, "device": str, "dtype": str, "step": int,
+    "vocab_size": int, "target_step": int, "seed": int, "evaluated": bool, "tokenizer": dict, "train": dict,
+    "corpus": dict, "metrics": dict, "fit": dict, "batcher_state": dict, "eval_batcher_state": (dict, type(None)),
+}
+_NESTED_TYPES = {
+    "corpus": {"sha256": str, "source": str},
+    "metrics": {"train_loss": _NUMBER, "val_loss": _NUMBER, "optimum_train_loss": _NUMBER},
+}
+
+
+def _has_type(value, types) -> bool:
+    """isinstance, except that a bool is not an int (JSON's true is not a step count)."""
+    types = types if isinstance(types, tuple) else (types,)
+    if isinstance(value, bool):
+        return bool in types
+    return isinstance(value, types)
+
+
+def _type_name(types) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    names = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number",
+             bool: "true or false", type(None): "null"}
+    return " or ".join(names[t] for t in types)
+
+
+def _check_config_types(cfg: dict, path: Path) -> None:
+    for key, types in _CONFIG_TYPES.items():
+        if key in cfg and not _has_type(cfg[key], types):
+            raise BigramError(f"{path}: {key!r} must be {_type_name(types)}; {HINT}")
+    for key, fields in _NESTED_TYPES.items():
+        for sub, types in fields.items():
+            if key in cfg and sub in cfg[key] and not _has_type(cfg[key][sub], types):
+                raise BigramError(f"{path}: '{key}.{sub}' must be {_type_name(types)}; {HINT}")
 
 
 def load_config(ckpt_dir: str | Path) -> dict:
@@ -509,18 +622,21 @@ def _parse_config(save: _Save) -> dict:
         raise BigramError(f"checkpoint {d} has no {CONFIG_FILE}; {hint}")
     try:
         cfg = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError, and ints past Python's digit limit
         raise BigramError(f"{path} is not valid JSON ({e}); {hint}") from None
+    except RecursionError:
+        raise BigramError(f"{path} is not a bigram config (its JSON is nested too deeply); {hint}") from None
     if not isinstance(cfg, dict):
         raise BigramError(f"{path} is not a JSON object; {hint}")
     version = cfg.get("format_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise BigramError(f"{path} has no integer format_version; {hint}")
     if version > FORMAT_VERSION:
         raise BigramError(
             f"{path} has format version {version}, newer than this bigram ({__version__}) reads "
             f"({FORMAT_VERSION}); upgrade bigram (pip install -U bigram)"
         )
+    _check_config_types(cfg, path)
     return cfg
 
 
@@ -531,35 +647,30 @@ def load_checkpoint(ckpt_dir: str | Path) -> Checkpoint:
 
 
 def _load(save: _Save) -> Checkpoint:
-    d, hint = save.where, HINT
+    d = save.where
     cfg = _parse_config(save)
     tokenizer = config_tokenizer(cfg, d)
     V = tokenizer.vocab_size
-    model = _read_tensors(save, MODEL_FILE, hint)
-    W = model.get(WEIGHT_KEY)
-    if W is None:
-        raise BigramError(f"{d / MODEL_FILE} has no tensor {WEIGHT_KEY!r}; {hint}")
-    if W.shape != (V, V):
-        raise BigramError(
-            f"{d / MODEL_FILE}: {WEIGHT_KEY} has shape {tuple(W.shape)} but the vocab has {V} "
-            f"characters, so it must be ({V}, {V}); {hint}"
-        )
-    if W.dtype not in (np.float32, np.float64):
-        raise BigramError(f"{d / MODEL_FILE}: {WEIGHT_KEY} has dtype {W.dtype}, expected float32 or float64; {hint}")
-    state = {WEIGHT_KEY: W}
-    if save.fds.get(OPTIM_FILE) is not None:
-        opt = _read_tensors(save, OPTIM_FILE, hint)
-        for key in ("exp_avg", "exp_avg_sq"):
-            if key not in opt or opt[key].shape != (V, V):
-                raise BigramError(f"{d / OPTIM_FILE}: {key} is missing or not ({V}, {V}); {hint}")
-            state[f"adamw.{key}"] = opt[key].astype(W.dtype)
-        state["adamw.step"] = np.array(int(np.asarray(opt.get("step", [0])).ravel()[0]), dtype=np.int64)
-    else:  # a weights-only checkpoint (e.g. written by hand from a state_dict)
-        state.update(
-            {"adamw.exp_avg": np.zeros_like(W), "adamw.exp_avg_sq": np.zeros_like(W), "adamw.step": np.array(0)}
-        )
+    model = _read_tensors(save, MODEL_FILE, {WEIGHT_KEY: ((V, V), FLOATS)})
+    _check_finite(d / MODEL_FILE, model)
+    state = fresh_state(model[WEIGHT_KEY])  # (V,V) weights; zero moments until the optimizer file says more
+    has_optimizer = save.fds.get(OPTIM_FILE) is not None  # absent: a weights-only checkpoint (from a state_dict)
+    if has_optimizer:
+        state.update(_read_optimizer(save, V, state[WEIGHT_KEY].dtype))
     assert set(state) == set(STATE_KEYS)
-    return Checkpoint(state=state, tokenizer=tokenizer, config=cfg)
+    return Checkpoint(state=state, tokenizer=tokenizer, config=cfg, has_optimizer=has_optimizer)
+
+
+def _read_optimizer(save: _Save, V: int, dtype: np.dtype) -> dict[str, np.ndarray]:
+    """AdamW's moments (V,V) in the weights' dtype and its step, each checked."""
+    path = save.where / OPTIM_FILE
+    opt = _read_tensors(save, OPTIM_FILE, {"exp_avg": ((V, V), FLOATS), "exp_avg_sq": ((V, V), FLOATS),
+                                           "step": ((1,), NUMBERS)})
+    _check_finite(path, {k: opt[k] for k in ("exp_avg", "exp_avg_sq")})
+    if (opt["exp_avg_sq"] < 0).any():  # a mean of squares: sqrt() of a negative one is NaN
+        raise BigramError(f"{path}: exp_avg_sq holds negative values; {HINT}")
+    return {"adamw.exp_avg": opt["exp_avg"].astype(dtype), "adamw.exp_avg_sq": opt["exp_avg_sq"].astype(dtype),
+            "adamw.step": np.array(_check_step(path, opt["step"]), dtype=np.int64)}
 
 
 def config_tokenizer(cfg: dict, ckpt_dir: str | Path) -> Tokenizer:

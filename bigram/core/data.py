@@ -40,6 +40,9 @@ def read_corpus(path: str | Path, flag: str = "--data") -> str:
             f"corpus {path} is a directory without vocab.json; pass --data with a UTF-8 text file "
             "or a directory made by `bigram data prepare FILE --out DIR`"
         )
+    if not path.is_file():  # a FIFO would hang, /dev/zero or /dev/urandom would fill the memory
+        raise BigramError(f"corpus {path} is not a regular file (a pipe, device or socket); "
+                          "pass --data with a UTF-8 text file")
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -331,6 +334,20 @@ class Batcher:
         self.rng.bit_generator.state = state
 
 
+def check_ids(ids: np.ndarray, vocab_size: int, offset: int | None = None) -> None:
+    """Every id below vocab_size: a damaged token file is a one-line error, not an IndexError deep inside.
+
+    `offset`: where `ids` starts in its split, to name the bad id's position.
+    """
+    if ids.size and int(ids.max()) >= vocab_size:
+        i = int(np.argmax(ids.reshape(-1) >= vocab_size))
+        where = f" at position {offset + i}" if offset is not None else ""
+        raise BigramError(
+            f"the token data holds id {int(ids.reshape(-1)[i])}{where}, beyond the vocabulary's {vocab_size} ids, "
+            "so the prepared directory is damaged; run `bigram data prepare FILE --out DIR` again"
+        )
+
+
 def bigram_counts(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
     """C[i, j] = how often token j follows token i in `tokens`. (V,V) int64.
 
@@ -342,6 +359,7 @@ def bigram_counts(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
     step = max(COUNT_CHUNK, V * V)  # bounded scratch memory; bincount's (V*V,) output dominates for large V
     for start in range(0, max(len(tokens) - 1, 0), step):
         stop = min(start + step, len(tokens) - 1)
+        check_ids(tokens[start : stop + 1], V, start)
         a = tokens[start:stop].astype(np.int64)
         a *= V  # in place: one int64 scratch array per chunk
         a += tokens[start + 1 : stop + 1]

@@ -14,11 +14,45 @@ Conventions (docs/scale.md):
 
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 
 from bigram.core.data import Batcher
 from bigram.core.errors import BigramError
 from bigram.core.sampling import seed_streams
+
+
+TORCHRUN_HINT = "launch with `torchrun --nproc_per_node N -m bigram --backend torch train --distributed ...`"
+
+
+def torchrun_env(environ=None) -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment, each variable checked before a process group is
+    joined: torch.distributed would fail on a bad one with a traceback, or wait forever for ranks that
+    never come (RANK >= WORLD_SIZE)."""
+    env = os.environ if environ is None else environ
+    missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if not env.get(k, "").strip()]
+    if missing:
+        raise BigramError(f"--distributed needs torchrun's environment ({', '.join(missing)} unset); {TORCHRUN_HINT}")
+    world = _env_int(env, "WORLD_SIZE", 1, None)
+    rank = _env_int(env, "RANK", 0, world - 1)
+    if env.get("LOCAL_RANK", "").strip():
+        _env_int(env, "LOCAL_RANK", 0, world - 1)  # the GPU a CUDA rank takes
+    _env_int(env, "MASTER_PORT", 1, 65535)
+    if any(c.isspace() or not c.isprintable() for c in env["MASTER_ADDR"].strip()):
+        raise BigramError(f"$MASTER_ADDR={env['MASTER_ADDR']!r} is not a host name or address; {TORCHRUN_HINT}")
+    return rank, world
+
+
+def _env_int(env, name: str, lo: int, hi: int | None) -> int:
+    raw = env[name].strip()
+    value = int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else None
+    if value is None or value < lo or (hi is not None and value > hi):
+        allowed = f"from {lo} to {hi}" if hi is not None else f"from {lo} up"
+        why = f" (WORLD_SIZE is {hi + 1})" if hi is not None and name in ("RANK", "LOCAL_RANK") else ""
+        raise BigramError(f"${name}={env[name]!r} is not a whole number {allowed}{why}; {TORCHRUN_HINT}")
+    return value
 
 
 def shard_bounds(n_tokens: int, rank: int, world: int) -> tuple[int, int]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from bigram.core.backend import WEIGHT_KEY, AdamWConfig
 from bigram.core.check import backend_grads  # the backend's grads(), or loss_and_grad() without dlogits
-from bigram.core.data import Batcher, Corpus
+from bigram.core.data import Batcher, Corpus, check_ids
 from bigram.core.sampling import draw_coins, seed_streams
 
 
@@ -98,6 +98,8 @@ def first_batch(corpus: Corpus, batch_size: int, block_size: int, seed: int) -> 
     corpus.check_block_size(block_size)
     batcher = Batcher(corpus.train, batch_size, block_size, seed_streams(seed)["train"])
     xb, yb = batcher.get_batch()
+    for ids in (xb, yb):  # from a damaged token file: one line here, not an IndexError in the backend
+        check_ids(ids, corpus.tokenizer.vocab_size)
     return xb.astype(np.int64), yb.astype(np.int64)
 
 

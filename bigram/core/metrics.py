@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from bigram.core.errors import BigramError
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -42,7 +44,14 @@ class MetricsLog:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """The records of a checkpoint directory's metrics.jsonl (or of that file), never through a link."""
+    """The records of a checkpoint directory's metrics.jsonl (or of that file), never through a link;
+    oldest first, [] when there is none.
+
+    A line JSON cannot parse is a write cut short by a kill: it is skipped and
+    the rest is still good. Anything else that is not a record (bytes that are
+    not UTF-8, a value that is not an object, absurd nesting, a step or a loss
+    of the wrong type) was never written by bigram: a one-line BigramError.
+    """
     from bigram.core.safefs import STAGE, Dir
 
     path = Path(path)
@@ -50,21 +59,59 @@ def read_metrics(path: str | Path) -> list[dict]:
         with Dir.open(path) as d:
             raw = _staged_metrics(d, STAGE)
             raw = d.read(METRICS_FILE) if raw is None else raw
+        path = path / METRICS_FILE
     else:
         from bigram.core.safefs import read_nofollow
 
         raw = read_nofollow(path) if path.exists() or path.is_symlink() else None
     if raw is None:
         return []
-    out = []
-    for line in raw.decode("utf-8").splitlines():
-        line = line.strip()
-        if line:
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill: the rest is still good
-    return out
+    records = (_parse_line(line, path, n) for n, line in enumerate(raw.splitlines(), 1))
+    return [r for r in records if r is not None]
+
+
+def _parse_line(raw: bytes, path: Path, n: int) -> dict | None:
+    def damaged(what: str) -> BigramError:
+        return BigramError(f"{path} line {n} {what}, so it was not written by bigram; "
+                           f"repair or delete that line (or the file: only the loss curves are lost)")
+
+    try:
+        line = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise damaged("is not UTF-8") from None
+    if not line:
+        return None
+    try:
+        record = json.loads(line)
+    except RecursionError:
+        raise damaged("is nested too deeply") from None
+    except ValueError:
+        return None  # a line cut short by a kill: the rest is still good
+    if not isinstance(record, dict):
+        raise damaged("is not a JSON object")
+    _check_record(record, damaged)
+    return record
+
+
+def _check_record(record: dict, damaged) -> None:
+    """step a whole number >= 0; losses and times numbers (or null, for a non-finite value)."""
+    step = record.get("step")
+    if "step" in record and not (type(step) is int and step >= 0):
+        raise damaged("has a step that is not a whole number >= 0")
+    for key in ("train_loss", "val_loss", "batch_loss", "wall_s"):
+        value = record.get(key)
+        if value is not None and not _is_float(value):
+            raise damaged(f"has a {key} that is not a number")
+
+
+def _is_float(value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+    return True
 
 
 def _staged_metrics(d, stage: str) -> bytes | None:

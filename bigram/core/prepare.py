@@ -26,7 +26,7 @@ from bigram.core.defaults import DEFAULT_VAL_FRACTION
 from bigram.core.errors import BigramError
 from bigram.core.safefs import Dir, link_error, open_nofollow, read_nofollow, write_file_atomic
 from bigram.core.splits import check_val_fraction, split_point, val_fraction_for
-from bigram.core.tokenizer import TOKENIZERS, CharTokenizer, Tokenizer, _codepoints, token_dtype
+from bigram.core.tokenizer import TOKENIZERS, CharTokenizer, Tokenizer, _codepoints, token_dtype, tokenizer_from_json
 
 VOCAB_FILE = "vocab.json"
 SPLIT_FILES = {"train": "train.bin", "val": "val.bin"}
@@ -211,16 +211,17 @@ def is_prepared(path: Path) -> bool:
 
 
 def read_meta(path: Path) -> dict:
-    """vocab.json of a prepared directory, checked against the sizes of its token files."""
+    """vocab.json of a prepared directory, checked field by field and against the sizes of its token files."""
     hint = f"run `bigram data prepare FILE --out {path}` again"
     try:
         meta = json.loads(read_nofollow(path / VOCAB_FILE).decode("utf-8"))  # a link there is refused
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # ValueError: bad JSON, or ints past the digit limit
         raise BigramError(f"{path / VOCAB_FILE} is unreadable ({e}); {hint}") from None
+    except RecursionError:
+        raise BigramError(f"{path / VOCAB_FILE} is unreadable (its JSON is nested too deeply); {hint}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BigramError(f"{path / VOCAB_FILE} is not a bigram token-file index; {hint}")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise BigramError(f"{path / VOCAB_FILE} has a newer format than this bigram reads; upgrade bigram")
+    _check_meta(meta, path / VOCAB_FILE, hint)
     item = np.dtype(meta["dtype"]).itemsize
     for split, name in SPLIT_FILES.items():
         f = path / name
@@ -253,3 +254,37 @@ def prepared_split(path: Path, meta: dict, val_fraction: float | None, val_data)
         raise BigramError(f"{path} was prepared with {was}, and its split is fixed; drop --val-fraction, "
                           f"or {redo} --val-fraction {val_fraction:g}`")
     return stored, source, meta.get("val_sha256")
+
+
+TOKEN_DTYPES = ("uint8", "uint16", "uint32")  # what token_dtype() writes
+
+
+def _check_meta(meta: dict, where: Path, hint: str) -> None:
+    """The fields a reader uses, each of the type and range prepare() writes: a tampered
+    vocab.json is a one-line error, never a crash (or wrong ids) later on."""
+    version = meta.get("format_version")
+    if type(version) is not int or version < 1:
+        raise BigramError(f"{where} has no integer format_version; {hint}")
+    if version > FORMAT_VERSION:
+        raise BigramError(f"{where} has a newer format than this bigram reads; upgrade bigram")
+    try:
+        V = tokenizer_from_json(meta.get("tokenizer")).vocab_size
+    except (ValueError, TypeError, BigramError) as e:
+        raise BigramError(f"{where} has an invalid tokenizer ({e}); {hint}") from None
+    if meta.get("vocab_size", V) != V:
+        raise BigramError(f"{where} says vocab_size {meta.get('vocab_size')!r} but its tokenizer has {V}; {hint}")
+    dtype = meta.get("dtype")
+    if dtype not in TOKEN_DTYPES or np.dtype(dtype).itemsize < token_dtype(V).itemsize:
+        raise BigramError(f"{where} has dtype {dtype!r}; token ids of a {V}-id vocabulary need "
+                          f"{token_dtype(V).name} (or a wider one of {', '.join(TOKEN_DTYPES)}); {hint}")
+    for key in ("train_tokens", "val_tokens"):
+        if type(meta.get(key)) is not int or meta[key] < 0:
+            raise BigramError(f"{where} has no whole-number {key}; {hint}")
+    if not isinstance(meta.get("sha256"), str):
+        raise BigramError(f"{where} has no sha256 of its corpus; {hint}")
+    fraction = meta.get("val_fraction", DEFAULT_VAL_FRACTION)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise BigramError(f"{where} has val_fraction {fraction!r}, not a number from 0 up to 1; {hint}")
+    for key in ("val_source", "val_sha256"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise BigramError(f"{where}: {key} must be a string or null; {hint}")

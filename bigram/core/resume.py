@@ -41,6 +41,13 @@ def _bad(ck_dir: Path, what: str) -> BigramError:
                        "`bigram train`, or start a new run without --resume")
 
 
+def check_optimizer(ck: Checkpoint, ck_dir: Path) -> None:
+    """Without optimizer.safetensors the AdamW moments and step would silently restart at zero."""
+    if not ck.has_optimizer:
+        raise _bad(ck_dir, "its optimizer.safetensors (the AdamW moments and step) is missing, so the run "
+                           "cannot go on where it stopped")
+
+
 def train_config(ck: Checkpoint, ck_dir: Path) -> TrainConfig:
     """The run's hyperparameters, read from config.json's 'train' and checked."""
     t = ck.config.get("train")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Protocol, runtime_checkable
 
@@ -179,6 +180,7 @@ class CharTokenizer:
     def from_json(cls, obj: dict) -> "CharTokenizer":
         if not isinstance(obj, dict) or obj.get("kind") != cls.kind or not isinstance(obj.get("chars"), str):
             raise ValueError("not a char tokenizer")
+        _check_no_surrogates(obj["chars"])
         return cls(list(obj["chars"]))
 
     def __eq__(self, other: object) -> bool:
@@ -186,6 +188,14 @@ class CharTokenizer:
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
+
+
+def _check_no_surrogates(chars: str) -> None:
+    """A saved vocabulary comes from UTF-8 text, which cannot hold a lone surrogate: one means tampering
+    (and it could be neither printed nor drawn)."""
+    bad = re.search("[\ud800-\udfff]", chars)
+    if bad is not None:
+        raise ValueError(f"its vocabulary holds the lone surrogate U+{ord(bad[0]):04X}, which no UTF-8 text contains")
 
 
 def _byte_table(cps: np.ndarray) -> bytes | None:

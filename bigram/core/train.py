@@ -53,6 +53,10 @@ class TrainConfig:
         lr = self.optim.lr
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise BigramError(f"--lr must be a positive finite number, got {lr}; try --lr {DEFAULT_LR}")
+        wd = self.optim.weight_decay
+        if not (isinstance(wd, (int, float)) and math.isfinite(wd) and wd >= 0):
+            raise BigramError(f"--weight-decay must be a finite number >= 0, got {wd}; try --weight-decay "
+                              f"{AdamWConfig.weight_decay} (0: no decay)")
         if self.method not in METHODS:
             raise BigramError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         self.check_schedule()

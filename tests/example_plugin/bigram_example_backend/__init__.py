@@ -93,7 +93,8 @@ class EinsumBigram:
         logits = self.W.astype(np.float64)  # (V,V)
         if temperature == 0:
             return onehot(logits.argmax(axis=1), self.vocab_size, np.float64)
-        logits = logits / temperature
+        with np.errstate(over="ignore"):  # row max shifted to 0 first: a tiny T gives -inf, not inf - inf
+            logits = (logits - logits.max(axis=1, keepdims=True)) / temperature
         if top_k is not None and top_k < self.vocab_size:
             kth = -np.partition(-logits, top_k - 1, axis=1)[:, top_k - 1 : top_k]  # (V,1)
             logits = np.where(logits >= kth, logits, -np.inf)  # ties with the k-th stay
