@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from bigram.core.backend import WEIGHT_KEY, AdamWConfig, check_dtype
+from bigram.core.backend import CAPABILITIES, WEIGHT_KEY, AdamWConfig, check_dtype
 from bigram.core.errors import BigramError
 from bigram.core.hookspecs import hookimpl
 from bigram.core.sampling import sample_chain
@@ -322,6 +322,7 @@ class NumpyBackend:
 
     name: ClassVar[str] = "numpy"
     description: ClassVar[str] = "hand-written NumPy reference (float32 or float64)"
+    capabilities: ClassVar[frozenset[str]] = CAPABILITIES
 
     @classmethod
     def devices(cls):

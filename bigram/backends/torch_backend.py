@@ -10,13 +10,14 @@ from __future__ import annotations
 import importlib.util
 from typing import ClassVar
 
-from bigram.core.backend import AdamWConfig
+from bigram.core.backend import CAPABILITIES, AdamWConfig
 from bigram.core.hookspecs import hookimpl
 
 
 class TorchBackend:
     name: ClassVar[str] = "torch"
     description: ClassVar[str] = "PyTorch nn.Module with torch.optim.AdamW (cpu, cuda)"
+    capabilities: ClassVar[frozenset[str]] = CAPABILITIES
 
     @classmethod
     def devices(cls):

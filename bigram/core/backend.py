@@ -120,6 +120,32 @@ class Model(Protocol):
 # get_state()/set_state() keys. The step is a 0-d int64 array.
 STATE_KEYS = (WEIGHT_KEY, "adamw.exp_avg", "adamw.exp_avg_sq", "adamw.step")
 
+# What a backend may or may not be able to do, beyond the required methods. A
+# backend class declares the ones it supports in `capabilities`; the shared
+# test suite skips, naming the capability, every test that needs one it lacks.
+CAPABILITY_DOCS = {
+    "float64": "create(dtype='float64') computes in float64",
+    "grads": "Model.grads() returns dlogits as well as dW (bigram check compares both)",
+    "set_lr": "Model.set_lr(): lr schedules (the default cosine one) work",
+    "counts": "Model.train_step_counts() and loss_and_grad_counts(): the fast default training path",
+    "exact_resume": "N steps, get_state, set_state on a new model, N more steps == 2N steps, bit for bit",
+}
+CAPABILITIES = frozenset(CAPABILITY_DOCS)
+
+
+def backend_capabilities(cls) -> frozenset[str]:
+    """The capabilities a backend class declares; one that declares none is probed on a 1x1 model.
+
+    The probe finds the optional methods (grads, set_lr, counts) and assumes
+    float64, which create() must accept; exact resume is never assumed.
+    """
+    declared = getattr(cls, "capabilities", None)
+    if declared is not None:
+        return frozenset(declared) & CAPABILITIES
+    model = cls.create(np.zeros((1, 1), dtype=np.float32), device="auto", dtype="float32")
+    methods = {"grads": "grads", "set_lr": "set_lr", "counts": "train_step_counts"}
+    return frozenset({"float64"} | {cap for cap, m in methods.items() if callable(getattr(model, m, None))})
+
 
 class Backend(Protocol):
     """A backend class, as returned by the `bigram_backends` hook."""

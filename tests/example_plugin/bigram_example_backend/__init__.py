@@ -117,6 +117,9 @@ class EinsumBigram:
 class ExampleBackend:
     name = "example"
     description = "example third-party plugin: one-hot einsum formulation (NumPy, cpu)"
+    # What it can do beyond the required methods (bigram.core.backend.CAPABILITY_DOCS);
+    # no "counts": it trains the textbook way, and the tests of the counts path skip it.
+    capabilities = frozenset({"float64", "grads", "set_lr", "exact_resume"})
 
     @classmethod
     def devices(cls):
