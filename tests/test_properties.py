@@ -2,7 +2,8 @@
 
 Only the public Model protocol is used (Backend.create, forward, grads or
 loss_and_grad, train_step, get_state, generate), so a third-party backend
-installed next to bigram is tested here exactly like torch.
+installed next to bigram is tested here exactly like torch. Which backends:
+tests/backends.py ($BIGRAM_TEST_BACKENDS; default every installed one).
 
 Errors are measured against each tensor's own scale: max|got - ref| / max|ref|.
 float64 aims at 1e-10. float32 tolerances are multiples of its eps (1.2e-7),
@@ -16,11 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bigram.core.backend import WEIGHT_KEY, AdamWConfig
-from bigram.core.plugins import load_backends
+from backends import CANDIDATES, backend, dtypes, examples, require_dtype
 
-REGISTRY = load_backends()
-CANDIDATES = sorted(n for n in REGISTRY.backends if n != "numpy")
+from bigram.core.backend import WEIGHT_KEY, AdamWConfig
+
 EPS32 = float(np.finfo(np.float32).eps)
 TOL64 = 1e-10
 # float32 softmax: exp(z - max) carries the rounding of z, eps * |logit|, so
@@ -31,7 +31,7 @@ TOL32_GRAD = 64 * EPS32
 
 
 def make(name, W, dtype, optim=AdamWConfig()):
-    return REGISTRY.get(name).cls.create(W, device="cpu", dtype=dtype, optim=optim)
+    return backend(name).create(W, device="cpu", dtype=dtype, optim=optim)
 
 
 def grads(model, idx, targets) -> dict:
@@ -53,12 +53,12 @@ def assert_close(got, ref, tol, *, scale=None, what=""):
 
 
 @st.composite
-def problems(draw, max_v=300, max_b=64, max_t=64, min_scale=0.0):
+def problems(draw, max_v=300, max_b=64, max_t=64, min_scale=0.0, dtypes=("float32", "float64")):
     """A random table (V,V) of N(0, scale^2) weights and a (B,T) batch."""
     V = draw(st.integers(1, max_v))
     B, T = draw(st.integers(1, max_b)), draw(st.integers(1, max_t))
     scale = draw(st.one_of(st.sampled_from([min_scale, 1.0, 50.0]), st.floats(min_scale, 50.0)))
-    dtype = draw(st.sampled_from(["float32", "float64"]))
+    dtype = draw(st.sampled_from(dtypes))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     W = (rng.standard_normal((V, V)) * scale).astype(dtype)  # (V,V)
     return W, rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T)), rng
@@ -69,21 +69,24 @@ def grad_tol(W) -> float:
 
 
 @pytest.mark.parametrize("name", CANDIDATES)
-@settings(max_examples=25)
-@given(p=problems())
-def test_logits_loss_and_gradients_match_reference(name, p):
-    W, idx, targets, _ = p
-    ref, got = make("numpy", W, W.dtype.name), make(name, W, W.dtype.name)
-    (lr, loss_r), (lg, loss_g) = ref.forward(idx, targets), got.forward(idx, targets)
-    assert np.array_equal(lg, lr)  # a row lookup copies the table: exact in both dtypes
-    assert got.forward(idx)[1] is None
-    tol = grad_tol(W)
-    # The loss subtracts logits of size |W|: its error scales with them, not with the loss.
-    assert_close(loss_g, loss_r, tol, scale=max(1.0, float(np.abs(W).max())), what="loss")
-    gr, gg = grads(ref, idx, targets), grads(got, idx, targets)
-    if "dlogits" in gg:
-        assert_close(gg["dlogits"], gr["dlogits"], tol, what="dlogits")
-    assert_close(gg["dW"], gr["dW"], tol, what="dW")
+def test_logits_loss_and_gradients_match_reference(name):
+    @settings(max_examples=examples(name, 25))
+    @given(p=problems(dtypes=dtypes(name)))
+    def check(p):
+        W, idx, targets, _ = p
+        ref, got = make("numpy", W, W.dtype.name), make(name, W, W.dtype.name)
+        (lr, loss_r), (lg, loss_g) = ref.forward(idx, targets), got.forward(idx, targets)
+        assert np.array_equal(lg, lr)  # a row lookup copies the table: exact in both dtypes
+        assert got.forward(idx)[1] is None
+        tol = grad_tol(W)
+        # The loss subtracts logits of size |W|: its error scales with them, not with the loss.
+        assert_close(loss_g, loss_r, tol, scale=max(1.0, float(np.abs(W).max())), what="loss")
+        gr, gg = grads(ref, idx, targets), grads(got, idx, targets)
+        if "dlogits" in gg:
+            assert_close(gg["dlogits"], gr["dlogits"], tol, what="dlogits")
+        assert_close(gg["dW"], gr["dW"], tol, what="dW")
+
+    check()
 
 
 @st.composite
@@ -123,35 +126,40 @@ TOL32_ADAMW = 1e-4
 
 @pytest.mark.parametrize("name", CANDIDATES)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@settings(max_examples=15)
-@given(data=st.data())
-def test_adamw_steps_match_reference(name, dtype, data):
-    W, optim, batches = data.draw(adamw_runs(dtype))
-    ref, got = make("numpy", W, dtype, optim), make(name, W, dtype, optim)
-    tol = TOL64 if dtype == "float64" else TOL32_ADAMW
-    for t, (x, y) in enumerate(batches, start=1):
-        got.set_state(ref.get_state())
-        dg = np.abs(grads(got, x, y)["dW"].astype(np.float64) - grads(ref, x, y)["dW"])  # (V,V)
-        loss_r, loss_g = ref.train_step(x, y), got.train_step(x, y)
-        assert_close(loss_g, loss_r, tol, scale=max(1.0, abs(loss_r)), what=f"loss at step {t}")
-        sr, sg = ref.get_state(), got.get_state()
-        assert int(sg["adamw.step"]) == int(sr["adamw.step"]) == t
-        for key in ("adamw.exp_avg", "adamw.exp_avg_sq"):
-            assert_close(sg[key], sr[key], tol, what=f"{key} at step {t}")
-        w_got, w_ref = sg[WEIGHT_KEY].astype(np.float64), sr[WEIGHT_KEY].astype(np.float64)
-        allowed = tol * np.abs(w_ref).max() + 4 * optim.lr * dg / optim.eps  # (V,V)
-        worst = np.unravel_index(np.argmax(np.abs(w_got - w_ref) - allowed), w_ref.shape)
-        assert np.all(np.abs(w_got - w_ref) <= allowed), (
-            f"weights at step {t}, entry {worst}: {w_got[worst]} vs {w_ref[worst]}, allowed {allowed[worst]:.3g}")
+def test_adamw_steps_match_reference(name, dtype):
+    require_dtype(name, dtype)
+
+    @settings(max_examples=examples(name, 15))
+    @given(data=st.data())
+    def check(data):
+        W, optim, batches = data.draw(adamw_runs(dtype))
+        ref, got = make("numpy", W, dtype, optim), make(name, W, dtype, optim)
+        tol = TOL64 if dtype == "float64" else TOL32_ADAMW
+        for t, (x, y) in enumerate(batches, start=1):
+            got.set_state(ref.get_state())
+            dg = np.abs(grads(got, x, y)["dW"].astype(np.float64) - grads(ref, x, y)["dW"])  # (V,V)
+            loss_r, loss_g = ref.train_step(x, y), got.train_step(x, y)
+            assert_close(loss_g, loss_r, tol, scale=max(1.0, abs(loss_r)), what=f"loss at step {t}")
+            sr, sg = ref.get_state(), got.get_state()
+            assert int(sg["adamw.step"]) == int(sr["adamw.step"]) == t
+            for key in ("adamw.exp_avg", "adamw.exp_avg_sq"):
+                assert_close(sg[key], sr[key], tol, what=f"{key} at step {t}")
+            w_got, w_ref = sg[WEIGHT_KEY].astype(np.float64), sr[WEIGHT_KEY].astype(np.float64)
+            allowed = tol * np.abs(w_ref).max() + 4 * optim.lr * dg / optim.eps  # (V,V)
+            worst = np.unravel_index(np.argmax(np.abs(w_got - w_ref) - allowed), w_ref.shape)
+            assert np.all(np.abs(w_got - w_ref) <= allowed), (
+                f"weights at step {t}, entry {worst}: {w_got[worst]} vs {w_ref[worst]}, allowed {allowed[worst]:.3g}")
+
+    check()
 
 
 @st.composite
-def sampling_cases(draw):
+def sampling_cases(draw, dtypes=("float32", "float64")):
     V = draw(st.integers(1, 300))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     # Rounded weights make ties (for top-k and greedy) common.
     W = np.round(rng.standard_normal((V, V)) * draw(st.floats(0.0, 50.0)), draw(st.integers(0, 2)))
-    dtype = draw(st.sampled_from(["float32", "float64"]))
+    dtype = draw(st.sampled_from(dtypes))
     B, T, N = draw(st.integers(1, 8)), draw(st.integers(1, 4)), draw(st.integers(1, 64))
     temperature = draw(st.one_of(st.just(0.0), st.just(1.0), st.floats(0.05, 3.0)))
     top_k = draw(st.one_of(st.none(), st.integers(1, V)))
@@ -159,13 +167,16 @@ def sampling_cases(draw):
 
 
 @pytest.mark.parametrize("name", CANDIDATES)
-@settings(max_examples=30)
-@given(case=sampling_cases())
-def test_generated_ids_match_reference_for_identical_coins(name, case):
-    W, idx, coins, temperature, top_k = case
-    dtype = W.dtype.name
-    want = make("numpy", W, dtype).generate(idx, coins, temperature=temperature, top_k=top_k)
-    got = make(name, W, dtype).generate(idx, coins, temperature=temperature, top_k=top_k)
-    assert got.shape == (idx.shape[0], idx.shape[1] + coins.shape[1])
-    assert np.array_equal(got[:, : idx.shape[1]], idx)  # the prompt is kept
-    assert np.array_equal(got, want)
+def test_generated_ids_match_reference_for_identical_coins(name):
+    @settings(max_examples=examples(name, 30))
+    @given(case=sampling_cases(dtypes(name)))
+    def check(case):
+        W, idx, coins, temperature, top_k = case
+        dtype = W.dtype.name
+        want = make("numpy", W, dtype).generate(idx, coins, temperature=temperature, top_k=top_k)
+        got = make(name, W, dtype).generate(idx, coins, temperature=temperature, top_k=top_k)
+        assert got.shape == (idx.shape[0], idx.shape[1] + coins.shape[1])
+        assert np.array_equal(got[:, : idx.shape[1]], idx)  # the prompt is kept
+        assert np.array_equal(got, want)
+
+    check()
