@@ -182,7 +182,7 @@ def test_example_plugin_source_passes_check(monkeypatch, shakespeare):
 
     for dtype in ("float64", "float32"):
         [c] = run_check([("numpy", NumpyBackend), ("example", ExampleBackend)], shakespeare,
-                        CheckConfig(dtype=dtype, steps=5))
+                        CheckConfig(dtype=dtype, steps=5)).comparisons
         assert c.ok, [r for r in c.rows if not r.ok]
         assert {r.tensor for r in c.rows} >= {"logits", "loss", "dlogits", "dW", "loss trajectory", "weights"}
 

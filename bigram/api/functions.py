@@ -236,12 +236,14 @@ def check(
     """Cross-check backends tensor by tensor against the first (the reference); `bigram check`.
 
     Same weights, same real batches: logits, loss, dlogits, the table's gradient,
-    the same at huge logits, sampled ids, `steps` AdamW steps and the final
-    weights and moments, each against a per-dtype tolerance. Returns a
-    CheckReport (`.ok` is False if any tensor is out of tolerance).
+    the same at huge logits, sampled ids, `steps` AdamW steps on the textbook
+    and on the counts path (the default lr schedule) and the final weights and
+    moments, each against a per-dtype tolerance; and each backend's counts path
+    against its own textbook path and the dtype it computes in. Returns a
+    CheckReport (`.ok` is False if any tensor is out of tolerance, or a backend failed).
     """
     from bigram.core.backend import check_dtype
-    from bigram.core.check import MAX_STEPS, CheckConfig, CheckReport, run_check
+    from bigram.core.check import MAX_STEPS, CheckConfig, run_check
     from bigram.core.plugins import backend_devices, load_backends, report_errors
     from bigram.core.train import TrainConfig
 
@@ -263,7 +265,7 @@ def check(
     corpus.check_block_size(block_size)
     cfg = CheckConfig(dtype=dtype, steps=steps, batch_size=batch_size, block_size=block_size, seed=seed,
                       optim=AdamWConfig(lr=lr))
-    return CheckReport(names[0], cfg, corpus.source, run_check(classes, corpus, cfg, devices))
+    return run_check(classes, corpus, cfg, devices)
 
 
 def explain(

@@ -20,17 +20,18 @@ def _print_table(report) -> None:
 
     console = Console()
     console.print(report.summary(), highlight=False)
-    for c in report.comparisons:
+    for c in report.comparisons + report.paths:
         if c.error is not None:  # the backend raised, or returned what cannot be compared
             console.print(report.verdict(c), markup=False, highlight=False)
             continue
-        table = Table("tensor", "max abs diff", "max rel diff", "tolerance", "",
-                      title=f"{c.backend} ({c.device}) vs {c.reference}")
+        table = Table("tensor", "max abs diff", "max rel diff", "tolerance", "", "closer to float64", title=c.title)
         for r in c.rows:
             table.add_row(r.tensor, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}", f"{r.tol:.0e}" if r.tol else "0",
-                          "OK" if r.ok else "FAIL", style=None if r.ok else "bold red")
+                          "OK" if r.ok else "FAIL", r.closer or "", style=None if r.ok else "bold red")
         console.print(table)
-        console.print(report.verdict(c), highlight=False)
+        for note in report.notes(c):
+            console.print("  " + note, markup=False, highlight=False)
+        console.print(report.verdict(c), markup=False, highlight=False)
 
 
 @app.command()
@@ -43,7 +44,7 @@ def check(
         DEFAULT_DTYPE, "--dtype",
         help="float32 (the default: what train runs and saves) or float64 (tolerances 1e-12 instead of 1e-6 to 1e-3).",
     ),
-    steps: int = typer.Option(10, "--steps", help="AdamW steps whose losses, weights and moments are compared."),
+    steps: int = typer.Option(10, "--steps", help="AdamW steps (cosine lr over them) whose losses, weights and moments are compared."),
     data: Optional[Path] = typer.Option(None, "--data", help="UTF-8 text file (default: Tiny Shakespeare, cached)."),
     batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", help="Sequences per batch (B)."),
     block_size: int = typer.Option(DEFAULT_BLOCK_SIZE, "--block-size", help="Tokens per sequence (T)."),
@@ -55,7 +56,8 @@ def check(
 ) -> None:
     """Cross-check backends: same weights and batches, compare logits, loss, gradients, N AdamW steps.
 
-    Exits 1 when any tensor is out of tolerance.
+    Both training paths (textbook and counts, with the cosine lr schedule) and
+    the dtype each backend computes in. Exits 1 when any tensor is out of tolerance.
     """
     from bigram.api.functions import check as run_check
 
