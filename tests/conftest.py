@@ -72,3 +72,15 @@ def _isolated_cache(tmp_path, monkeypatch):
     """Never touch the user's cache or the network: each test gets its own cache dir."""
     monkeypatch.setenv("BIGRAM_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("BIGRAM_DATA_URL", "http://127.0.0.1:9/unreachable")
+
+
+def pytest_configure(config):
+    """Check $BIGRAM_TEST_BACKENDS once, before collection: a name not installed is a usage error."""
+    import backends  # noqa: F401 - tests/backends.py raises pytest.UsageError for a bad name
+
+
+def pytest_report_header(config):
+    from backends import BACKENDS, capabilities
+
+    return "bigram backends under test: " + ", ".join(
+        f"{n} ({', '.join(sorted(capabilities(n)))})" for n in BACKENDS) + " (set BIGRAM_TEST_BACKENDS to choose)"

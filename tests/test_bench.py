@@ -28,9 +28,12 @@ def report(shakespeare_path):
     from bigram.bench import BenchConfig, run_bench
 
     threads = torch.get_num_threads()
+    from backends import BACKENDS
+
     cfg = BenchConfig.quick_config(data=str(shakespeare_path))
     cfg.rounds = 1  # the quick run's sizes, one round: completeness, not figures
     cfg.slope_busy_cores = 0  # spare the shared CPUs; busy_cores is tested on its own below
+    cfg.backends = tuple(BACKENDS)  # the backends under test ($BIGRAM_TEST_BACKENDS)
     try:
         yield run_bench(cfg, log=lambda msg: None)
     finally:

@@ -1,4 +1,4 @@
-"""Exact resume: N steps + resume N more == 2N steps, bit for bit, on both backends.
+"""Exact resume: N steps + resume N more == 2N steps, bit for bit, on every backend that declares it.
 
 The default cosine schedule decays over the run's --steps, so each N-step half
 passes --decay-steps 2N: the horizon of the 2N-step run it is compared with.
@@ -10,9 +10,8 @@ import json
 
 import pytest
 
+from backends import BACKENDS, params
 from clirun import run_cli, small_text
-
-BACKENDS = ["numpy", "torch"]
 
 
 def _train(backend, data, out, *opts):
@@ -38,9 +37,10 @@ def _metrics(d):
     return [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("evals", [["--eval-interval", "7"], ["--eval-interval", "10", "--eval-batches", "2"]],
-                         ids=["exact-eval", "estimated-eval"])
+@pytest.mark.parametrize("backend", params(BACKENDS, "exact_resume"))
+@pytest.mark.parametrize("evals", [["--eval-interval", "7"], ["--eval-interval", "10", "--eval-batches", "2"],
+                                   ["--eval-interval", "7", "--dtype", "float64"]],
+                         ids=["exact-eval", "estimated-eval", "float64"])
 def test_resume_is_bit_identical(backend, evals, tmp_path, shakespeare_path):
     """The eval schedule (7 does not divide 20; estimates draw their own batches) must not touch training."""
     N = 20

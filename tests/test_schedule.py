@@ -1,4 +1,4 @@
-"""Learning-rate schedules: the formula against torch's own scheduler, then both backends on a scheduled run."""
+"""Learning-rate schedules: the formula against torch's own scheduler, then every backend on a scheduled run."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from backends import BACKENDS, CANDIDATES, backend, params
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,7 +20,6 @@ from bigram.core.schedule import LRSchedule
 from bigram.core.train import TrainConfig, make_train_batcher, train
 
 torch = pytest.importorskip("torch")
-from bigram.backends.torch_backend import TorchBackend  # noqa: E402
 from bigram.bench import lecture  # noqa: E402
 
 
@@ -93,31 +93,33 @@ def test_a_model_without_set_lr_trains_constant_and_refuses_a_schedule():
 
 
 @pytest.mark.parametrize("method", ["counts", "textbook"])
-def test_numpy_and_torch_follow_the_schedule_alike(method, shakespeare):
-    """A scheduled run (lr 0.1 -> 0.01) on both backends: the same weights within float32 tolerance,
+@pytest.mark.parametrize("name", params(CANDIDATES, "set_lr"))
+def test_every_backend_follows_the_schedule_like_numpy(name, method, shakespeare):
+    """A scheduled run (lr 0.1 -> 0.01) on each backend: numpy's weights within float32 tolerance,
     and not those of a constant-lr run (the schedule is applied, not ignored)."""
     V = shakespeare.tokenizer.vocab_size
     cfg = TrainConfig(steps=60, batch_size=8, block_size=8, eval_interval=60, method=method)
     W = {}
-    for backend in (NumpyBackend, TorchBackend):
-        m = backend.create(init_weights(V, 3), device="cpu", optim=cfg.optim)
-        train(m, shakespeare, cfg, backend=backend.name, progress=False, log=lambda msg: None)
-        W[backend.name] = m.get_state()["token_embedding_table.weight"]
+    for b in ("numpy", name):
+        m = backend(b).create(init_weights(V, 3), device="cpu", optim=cfg.optim)
+        train(m, shakespeare, cfg, backend=b, progress=False, log=lambda msg: None)
+        W[b] = m.get_state()["token_embedding_table.weight"]
     # float32, 60 AdamW steps from the same table: each step moves a weight by at most ~lr, and the
     # backends' roundings differ by ~1e-7 per op; 1e-4 is far below the ~1e-2 a different lr gives.
-    np.testing.assert_allclose(W["numpy"], W["torch"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(W[name], W["numpy"], rtol=0, atol=1e-4)
     const = NumpyBackend.create(init_weights(V, 3), optim=cfg.optim)
     flat = TrainConfig(steps=60, batch_size=8, block_size=8, eval_interval=60, method=method, lr_schedule="constant")
     train(const, shakespeare, flat, backend="numpy", progress=False, log=lambda msg: None)
     assert np.abs(const.get_state()["token_embedding_table.weight"] - W["numpy"]).max() > 1e-2
 
 
-def test_numpy_counts_path_matches_the_lecture_with_torchs_scheduler(shakespeare):
+@pytest.mark.parametrize("name", params(BACKENDS, "counts", "set_lr", "float64"))
+def test_counts_path_matches_the_lecture_with_torchs_scheduler(name, shakespeare):
     """Independent oracle: the lecture's model and torch's AdamW, stepped by CosineAnnealingLR, on the same batches."""
     V = shakespeare.tokenizer.vocab_size
     cfg = TrainConfig(steps=40, batch_size=8, block_size=8, eval_interval=40)
     w0 = init_weights(V, 5)
-    ours = NumpyBackend.create(w0, dtype="float64", optim=cfg.optim)
+    ours = backend(name).create(w0, device="cpu", dtype="float64", optim=cfg.optim)
     step = make_step(ours, make_train_batcher(shakespeare, cfg), "counts", cfg.schedule(cfg.steps))
     ref = lecture.BigramLanguageModel(V).double()
     with torch.no_grad():
@@ -134,7 +136,8 @@ def test_numpy_counts_path_matches_the_lecture_with_torchs_scheduler(shakespeare
         opt.step()
         sched.step()
     # float64 on both sides; the counts path sums the gradient in another order: ~1e-15 per step
-    np.testing.assert_allclose(ours.W, ref.token_embedding_table.weight.detach().numpy(), rtol=0, atol=1e-9)
+    got = ours.get_state()["token_embedding_table.weight"]
+    np.testing.assert_allclose(got, ref.token_embedding_table.weight.detach().numpy(), rtol=0, atol=1e-9)
 
 
 def test_default_schedule_is_cosine_to_a_tenth():

@@ -1,10 +1,12 @@
-"""End to end through the CLI: train, checkpoint, generate on the other backend."""
+"""End to end through the CLI: train, checkpoint, generate on every other backend."""
 
 import json
 import subprocess
 import sys
 
 import pytest
+from backends import BACKENDS, CANDIDATES
+from clirun import run_cli
 
 from bigram.core.checkpoint import load_checkpoint
 
@@ -55,15 +57,49 @@ def test_checkpoint_loads_into_the_lectures_model(trained):
                        torch.from_numpy(load_checkpoint(out).weights))
 
 
-def test_generate_gives_the_same_text_on_both_backends(trained):
-    out, _ = trained
-    texts = [bigram("--backend", b, "generate", "--checkpoint", str(out), "--seed", "7",
-                    "--max-new-tokens", "300").stdout for b in ("torch", "numpy")]
-    assert texts[0] == texts[1]
-    assert len(texts[0]) == 1 + 300 + 1  # the start token '\n', 300 new characters, a final newline
-    other = bigram("--backend", "numpy", "generate", "--checkpoint", str(out), "--seed", "8",
+@pytest.fixture(scope="module")
+def numpy_run(tmp_path_factory, shakespeare_path):
+    """A numpy checkpoint and its JSON result: the reference the other backends are held to."""
+    out = tmp_path_factory.mktemp("np") / "run"
+    code, stdout, err = run_cli(["--backend", "numpy", "train", "--data", shakespeare_path, "--steps", "300",
+                                 "--eval-interval", "150", "--out", out, "--json", "--sample", "0"])
+    assert code == 0, err
+    return out, json.loads(stdout)
+
+
+@pytest.fixture(scope="module")
+def numpy_text(numpy_run):
+    out, _ = numpy_run
+    return bigram("--backend", "numpy", "generate", "--checkpoint", str(out), "--seed", "7",
+                  "--max-new-tokens", "300").stdout
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_generate_from_a_numpy_checkpoint_gives_the_same_text_on_every_backend(name, numpy_run, numpy_text):
+    out, _ = numpy_run
+    text = bigram("--backend", name, "generate", "--checkpoint", str(out), "--seed", "7",
+                  "--max-new-tokens", "300").stdout
+    assert text == numpy_text
+    assert len(text) == 1 + 300 + 1  # the start token '\n', 300 new characters, a final newline
+
+
+def test_another_seed_gives_another_text(numpy_run, numpy_text):
+    other = bigram("--backend", "numpy", "generate", "--checkpoint", str(numpy_run[0]), "--seed", "8",
                    "--max-new-tokens", "300").stdout
-    assert other != texts[0]
+    assert other != numpy_text and len(other) == len(numpy_text)
+
+
+@pytest.mark.parametrize("name", CANDIDATES)
+def test_train_json_losses_match_numpy_on_every_backend(name, numpy_run, tmp_path, shakespeare_path):
+    """The default run's path (counts, cosine) through the CLI: the same exact losses as numpy's, within 1e-4."""
+    code, stdout, err = run_cli(["--backend", name, "--device", "cpu", "train", "--data", shakespeare_path,
+                                 "--steps", "300", "--eval-interval", "150", "--out", tmp_path / "run", "--json",
+                                 "--sample", "0"])
+    assert code == 0, err
+    got, want = json.loads(stdout), numpy_run[1]
+    assert got["backend"] == name and got["device"] == "cpu" and got["steps"] == 300
+    assert abs(got["train_loss"] - want["train_loss"]) < 1e-4 and abs(got["val_loss"] - want["val_loss"]) < 1e-4
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["backend"] == name
 
 
 def test_generate_continues_a_prompt(trained):

@@ -131,43 +131,48 @@ def _next_token_probs(W, temperature, top_k, greedy):
 
 
 # ----------------------------------------------------------------------------
-# AdamW and the jitted training steps, one set per optimizer config
+# AdamW and the jitted training steps
 
 
-def adamw(cfg: AdamWConfig) -> optax.GradientTransformation:
-    """optax.adamw with torch.optim.AdamW's semantics; the lr is state, so a schedule can set it.
+def adamw(lr, b1, b2, eps, weight_decay) -> optax.GradientTransformation:
+    """optax.adamw with torch.optim.AdamW's semantics.
 
     optax computes m_hat / (sqrt(v_hat) + eps) with m_hat = m / (1 - b1^t),
     v_hat = v / (1 - b2^t), t counted from 1, and decays p by lr * wd * p off
     the weights before the update: torch's algorithm, term for term (eps
-    outside the root, eps_root 0). Only the learning rate is injected (set_lr);
-    betas, eps and decay stay Python floats, so 1 - beta^t is a double.
+    outside the root, eps_root 0).
     """
-    inject = optax.inject_hyperparams(optax.adamw, static_args=("b1", "b2", "eps", "eps_root", "weight_decay"))
-    return inject(learning_rate=cfg.lr, b1=cfg.beta1, b2=cfg.beta2, eps=cfg.eps, eps_root=0.0,
-                  weight_decay=cfg.weight_decay)
+    return optax.adamw(learning_rate=lr, b1=b1, b2=b2, eps=eps, eps_root=0.0, weight_decay=weight_decay)
 
 
-@functools.lru_cache(maxsize=64)
-def train_steps(cfg: AdamWConfig):
-    """(optimizer, step on ids, step on counts) for one AdamW config: jitted once, reused by every model."""
-    opt = adamw(cfg)
+def _train_step(loss):
+    """One jitted program: loss, gradient by jax.value_and_grad, AdamW, the update.
 
-    def make(loss):
-        @functools.partial(jax.jit, donate_argnums=(0, 1))  # update the table and moments in place
-        def step(W, opt_state, *batch):
-            value, g = jax.value_and_grad(loss)(W, *batch)
-            updates, opt_state = opt.update(g, opt_state, W)
-            return optax.apply_updates(W, updates), opt_state, value
+    The hyperparameters (lr, b1, b2, eps, wd) arrive as Python floats, which
+    jit traces as weakly typed scalars: a schedule's new lr each step costs no
+    recompile, one program serves every config, and they stay doubles, so
+    1 - b2^t is computed as torch computes it while the float32 arrays stay
+    float32. (optax.inject_hyperparams would cast them to the table's dtype:
+    0.999 in float32 puts a 1.3e-5 error into 1 - b2^t at t = 1.)
+    The table and the optimizer state are donated: updated in place.
+    """
 
-        return step
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(W, opt_state, hyper, *batch):
+        value, g = jax.value_and_grad(loss)(W, *batch)
+        updates, opt_state = adamw(*hyper).update(g, opt_state, W)
+        return optax.apply_updates(W, updates), opt_state, value
 
-    return opt, make(loss_fn), make(counts_loss_fn)
+    return step
+
+
+_step_ids = _train_step(loss_fn)  # (W, state, hyper, idx (B,T), targets (B,T))
+_step_counts = _train_step(counts_loss_fn)  # (W, state, hyper, counts (V,V), N)
 
 
 def _adam_index(opt_state) -> int:
     """Where optax.adamw's chain keeps its ScaleByAdamState (count, mu, nu)."""
-    return next(i for i, s in enumerate(opt_state.inner_state) if isinstance(s, optax.ScaleByAdamState))
+    return next(i for i, s in enumerate(opt_state) if isinstance(s, optax.ScaleByAdamState))
 
 
 # ----------------------------------------------------------------------------
@@ -183,8 +188,8 @@ class JaxBigram:
         self.jax_device = resolve_device(device)
         self.device = device_name(self.jax_device)
         self.vocab_size = int(np.shape(weights)[0])
-        self.optim, self.train_step_ids, self.train_step_c = train_steps(optim)
-        self.lr = optim.lr
+        self.optim = optim
+        self.lr = optim.lr  # set_lr changes it: a schedule's lr, step by step
         self.W = self._put(weights)  # (V,V)
         zeros = np.zeros_like(self._real(weights))
         self.opt_state = self._opt_state(zeros, zeros, 0)
@@ -198,7 +203,7 @@ class JaxBigram:
             return jax.device_put(np.asarray(a, dtype=dtype or self.dtype), self.jax_device)
 
     def _opt_state(self, mu, nu, step: int):
-        """optax.adamw's state holding these moments, step count and our lr; built, not computed.
+        """optax.adamw's state holding these moments and step count; built, not computed.
 
         Its structure comes from tracing optax's own init (jax.eval_shape), so
         nothing is compiled and nothing here depends on optax's internals
@@ -206,14 +211,15 @@ class JaxBigram:
         """
         if getattr(self, "_state_shapes", None) is None:
             with self._scope():
-                self._state_shapes = jax.eval_shape(self.optim.init, self.W)
+                self._state_shapes = jax.eval_shape(adamw(0.0, 0.9, 0.999, 1e-8, 0.0).init, self.W)
         state = jax.tree.map(lambda s: self._put(np.zeros(s.shape), s.dtype), self._state_shapes)
-        count = lambda: self._put(step, np.int32)  # noqa: E731 - one buffer per leaf: steps donate them
         i = _adam_index(state)
-        adam = state.inner_state[i]._replace(count=count(), mu=self._put(mu), nu=self._put(nu))
-        state = state._replace(count=count(), inner_state=(*state.inner_state[:i], adam, *state.inner_state[i + 1:]))
-        state.hyperparams["learning_rate"] = np.asarray(self.lr, dtype=self.dtype)
-        return state
+        adam = state[i]._replace(count=self._put(step, np.int32), mu=self._put(mu), nu=self._put(nu))
+        return (*state[:i], adam, *state[i + 1:])
+
+    def _hyper(self) -> tuple[float, ...]:
+        c = self.optim
+        return (float(self.lr), float(c.beta1), float(c.beta2), float(c.eps), float(c.weight_decay))
 
     def _scope(self):
         """x64 on for this call only (float32 arrays stay float32), arrays created on our device."""
@@ -260,21 +266,20 @@ class JaxBigram:
     def train_step(self, idx, targets):
         """Forward, backward and one AdamW update in one compiled program; the loss before it."""
         with self._scope():
-            self.W, self.opt_state, loss = self.train_step_ids(self.W, self.opt_state, self._ids(idx),
-                                                               self._ids(targets))
+            self.W, self.opt_state, loss = _step_ids(self.W, self.opt_state, self._hyper(), self._ids(idx),
+                                                     self._ids(targets))
             return float(loss)
 
     def train_step_counts(self, counts, row_sums=None, total=None):
         """train_step from the batch's counts (V,V): O(V^2), one compiled program. row_sums is not needed."""
         with self._scope():
             N = np.asarray(np.sum(counts) if total is None else total, dtype=self.dtype)
-            self.W, self.opt_state, loss = self.train_step_c(self.W, self.opt_state, self._real(counts), N)
+            self.W, self.opt_state, loss = _step_counts(self.W, self.opt_state, self._hyper(), self._real(counts), N)
             return float(loss)
 
     def set_lr(self, lr):
-        """The lr of the following steps: optax.inject_hyperparams keeps it in the optimizer state."""
+        """The lr of the following steps (core's schedule sets it before each one); no recompile."""
         self.lr = lr
-        self.opt_state.hyperparams["learning_rate"] = np.asarray(lr, dtype=self.dtype)
 
     def eval_counts(self, counts):
         """Exact mean cross-entropy of a split from its (V,V) counts, in float64."""
@@ -295,7 +300,7 @@ class JaxBigram:
         return sample_chain(self.next_token_probs(temperature, top_k), np.asarray(idx), coins)
 
     def get_state(self):
-        adam = self.opt_state.inner_state[_adam_index(self.opt_state)]
+        adam = self.opt_state[_adam_index(self.opt_state)]
         return {
             WEIGHT_KEY: np.array(self.W),
             "adamw.exp_avg": np.array(adam.mu),
