@@ -368,10 +368,10 @@ OPTIONAL = {"dlogits"}  # only from backends with a grads() method
 EXACT = {"adamw.step", "dtype", "sample ids", "sample ids (T=0.8, k=10)"}  # integer rows: no float64 verdict
 
 
-def compare(got: dict, ref: dict, dtype: str) -> list[Row]:
+def compare(got: dict, ref: dict, tols: dict[str, float]) -> list[Row]:
     """One row per tensor both produced; a required tensor the candidate lacks fails."""
     rows = []
-    for name, tol in TOLERANCES[dtype].items():
+    for name, tol in tols.items():
         if name not in ref or (name in OPTIONAL and name not in got):
             continue
         abs_, rel = diff(got[name], ref[name]) if name in got else (np.inf, np.inf)
@@ -494,7 +494,7 @@ def _compare(name: str, runs: dict, ref_name: str, f64: dict, cfg: CheckConfig, 
         return Comparison(name, devices.get(name, "auto"), ref_name, [], error=errors[name])
     got, ref = runs[name], runs[ref_name]
     try:
-        rows = compare(got, ref, cfg.dtype)
+        rows = compare(got, ref, TOLERANCES[cfg.dtype])
         for row in rows:
             judge(row, {name: got.get(row.tensor), ref_name: ref[row.tensor]}, f64)
     except KeyboardInterrupt:

@@ -81,25 +81,18 @@ def counts_loss_fn(W, counts, total):
     return -jnp.sum(counts * jax.nn.log_softmax(W, axis=-1)) / total
 
 
-# The probes below run once per shape (a check, an evaluation, a sample), so XLA's
-# compile time is most of their cost: they are compiled without LLVM's
-# optimizations, which halves it. The training steps run thousands of times and
-# keep the default (optimized, 2x faster per step).
-probe_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
-
-
-@probe_jit
+@jax.jit
 def _lookup(W, idx):
     return W[idx]  # (B,T,V)
 
 
-@probe_jit
+@jax.jit
 def _forward(W, idx, targets):
     logits = W[idx]  # (B,T,V)
     return logits, nll(logits, targets)
 
 
-@probe_jit
+@jax.jit
 def _grads(W, idx, targets):
     """loss, dlogits (B,T,V) and dW (V,V): the lookup's vjp carries dlogits back to the table."""
     logits, lookup_vjp = jax.vjp(lambda w: w[idx], W)  # (B,T,V)
@@ -108,17 +101,17 @@ def _grads(W, idx, targets):
     return loss, dlogits, dW
 
 
-_counts_loss_and_grad = probe_jit(jax.value_and_grad(counts_loss_fn))
+_counts_loss_and_grad = jax.jit(jax.value_and_grad(counts_loss_fn))
 
 
-@probe_jit
+@jax.jit
 def _eval_counts(W, counts):
     """Exact mean cross-entropy of a split from its counts, in float64 whatever the table's dtype."""
     logp = jax.nn.log_softmax(W.astype(jnp.float64), axis=-1)  # (V,V)
     return -jnp.sum(counts * logp) / jnp.sum(counts)
 
 
-@functools.partial(probe_jit, static_argnames=("greedy",))
+@functools.partial(jax.jit, static_argnames=("greedy",))
 def _next_token_probs(W, temperature, top_k, greedy):
     """(V,V) float64: row i is the distribution of the token after i; top_k = V keeps every token."""
     logits = W.astype(jnp.float64)
