@@ -62,7 +62,7 @@ def numpy_run(tmp_path_factory, shakespeare_path):
     """A numpy checkpoint and its JSON result: the reference the other backends are held to."""
     out = tmp_path_factory.mktemp("np") / "run"
     code, stdout, err = run_cli(["--backend", "numpy", "train", "--data", shakespeare_path, "--steps", "300",
-                                 "--eval-interval", "150", "--out", out, "--json", "--sample", "0"])
+                                 "--eval-interval", "150", "--out", out, "--json", "--max-new-tokens", "0"])
     assert code == 0, err
     return out, json.loads(stdout)
 
@@ -94,7 +94,7 @@ def test_train_json_losses_match_numpy_on_every_backend(name, numpy_run, tmp_pat
     """The default run's path (counts, cosine) through the CLI: the same exact losses as numpy's, within 1e-4."""
     code, stdout, err = run_cli(["--backend", name, "--device", "cpu", "train", "--data", shakespeare_path,
                                  "--steps", "300", "--eval-interval", "150", "--out", tmp_path / "run", "--json",
-                                 "--sample", "0"])
+                                 "--max-new-tokens", "0"])
     assert code == 0, err
     got, want = json.loads(stdout), numpy_run[1]
     assert got["backend"] == name and got["device"] == "cpu" and got["steps"] == 300

@@ -270,6 +270,19 @@ class JaxBigram:
             self.W, self.opt_state, loss = _step_counts(self.W, self.opt_state, self._hyper(), self._real(counts), N)
             return float(loss)
 
+    def prepare_training(self) -> None:
+        """Compile the counts step (the default training path) before a run's clock starts.
+
+        core's make_step calls this. The step runs once on copies of the table and
+        state with zero counts, so nothing here moves; the textbook step, whose
+        program depends on the batch shape, compiles at its first step.
+        """
+        copy = lambda a: self._put(np.asarray(a), a.dtype)  # noqa: E731 - the step donates its inputs
+        with self._scope():
+            V = self.vocab_size
+            _step_counts(copy(self.W), jax.tree.map(copy, self.opt_state), self._hyper(),
+                         np.zeros((V, V), dtype=self.dtype), np.asarray(1, dtype=self.dtype))
+
     def set_lr(self, lr):
         """The lr of the following steps (core's schedule sets it before each one); no recompile."""
         self.lr = lr

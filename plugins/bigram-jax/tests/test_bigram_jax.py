@@ -103,3 +103,16 @@ def test_set_lr_changes_the_step():
     moved = [np.abs(m.get_state()[WEIGHT_KEY] - table()).max() for m in (a, b)]
     # AdamW's first step moves each weight by about lr (plus lr * wd * w): 0.1 against 0.01
     assert 0.09 < moved[0] < 0.15 and 0.009 < moved[1] < 0.015
+
+
+def test_prepare_training_compiles_the_counts_step_and_moves_nothing():
+    m = JaxBackend.create(table(V=7), device="cpu")
+    before = m.get_state()
+    m.prepare_training()
+    after = m.get_state()
+    for key in before:
+        assert np.array_equal(before[key], after[key]), key
+    compiled = M._step_counts._cache_size()
+    m.train_step_counts(np.ones((7, 7), dtype=np.float32))
+    assert M._step_counts._cache_size() == compiled  # the first real step found it compiled
+    assert int(m.get_state()["adamw.step"]) == 1
