@@ -80,7 +80,12 @@ def test_logits_loss_and_gradients_match_reference(name):
         assert got.forward(idx)[1] is None
         tol = grad_tol(W)
         # The loss subtracts logits of size |W|: its error scales with them, not with the loss.
-        assert_close(loss_g, loss_r, tol, scale=max(1.0, float(np.abs(W).max())), what="loss")
+        # In float32 it is also a mean of N = B*T terms, summed in each library's own order
+        # (XLA on CPU largely in sequence: 22 eps off at 29x16 for equal terms); any order is
+        # within (N-1)*eps/2 of the exact sum relative to sum|terms| (Higham 4.2).
+        scale_w = max(1.0, float(np.abs(W).max()))
+        mean_err = 0.0 if W.dtype == np.float64 else (idx.size - 1) * EPS32 / 2 * abs(loss_r)
+        assert_close(loss_g, loss_r, tol + mean_err / scale_w, scale=scale_w, what="loss")
         gr, gg = grads(ref, idx, targets), grads(got, idx, targets)
         if "dlogits" in gg:
             assert_close(gg["dlogits"], gr["dlogits"], tol, what="dlogits")
