@@ -272,7 +272,6 @@ def test_check_catches_bugs_in_what_training_runs(monkeypatch, shakespeare, bug)
                 assert tensor in got[where], (dtype, where, got[where])
                 assert closer == ANY or got[where][tensor] == closer, (dtype, where, tensor, got[where][tensor])
         assert all("logits" != t for rows in got.values() for t in rows)
-    assert check_numpy_torch("float32", shakespeare).ok  # unplanted again
 
 
 def test_check_runs_without_grads_method(shakespeare):
