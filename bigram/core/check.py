@@ -262,7 +262,7 @@ class CheckReport:
         lines = [self.summary()]
         for comp in self.comparisons + self.paths:
             lines.append(comp.title + ":")
-            lines += [f"  {r.tensor:<26} abs {r.max_abs:<10.3g} rel {r.max_rel:<10.3g} tol {r.tol:<8g} "
+            lines += [f"  {r.tensor:<26} abs {r.max_abs:<10.3g} rel {r.max_rel:<10.3g} tol {r.tol:<8.3g} "
                       f"{'OK' if r.ok else 'FAIL'}" + (f"  closer to float64: {r.closer}" if r.closer else "")
                       for r in comp.rows]
             lines += ["  " + n for n in self.notes(comp)]
