@@ -491,7 +491,7 @@ def run_check(backends: list[tuple[str, type]], corpus: Corpus, cfg: CheckConfig
     f64 = {name: r for name, r in f64.items() if r is not None and name in runs}
     comparisons = [_compare(name, runs, ref_name, f64, cfg, devices, errors) for name, _ in others]
     paths = [_paths(name, runs, f64, cfg) for name, _ in backends if name in runs]
-    return CheckReport(ref_name, cfg, corpus.source, comparisons, [p for p in paths if p is not None])
+    return CheckReport(ref_name, cfg, corpus.source, comparisons, paths)
 
 
 def _runs(cls, weights, data, corpus, cfg: CheckConfig, device: str) -> tuple[dict, dict | None]:
