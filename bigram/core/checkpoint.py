@@ -141,9 +141,11 @@ def _contents(d: Dir) -> Contents:
     names = [n for n in d.names() if not n.startswith(TMP_PREFIX)]  # a killed save's leftovers are bigram's
     if not names:
         return Contents("empty")
-    if STAGE in names:  # a save killed after its commit point: a checkpoint
+    if STAGE in names:  # a save killed after its commit point: a checkpoint, if the stage holds bigram's config
         with d.sub(STAGE) as stage:
             cfg = _bigram_config(stage)
+        if cfg is None:
+            raise _foreign(d.path, names, f"its {STAGE} holds no bigram {CONFIG_FILE}")
     elif CONFIG_FILE in names:
         cfg = _bigram_config(d)
         if cfg is None:
@@ -382,15 +384,24 @@ def recover(out: str | Path) -> None:
     """Older versions' fallback left only .DIR.old when a save was killed mid-swap: put it back."""
     out = Path(out)
     old = _old_path(out)
-    if not os.path.lexists(out) and old.is_dir() and not old.is_symlink():
+    if not os.path.lexists(out) and old.is_dir() and not old.is_symlink() and _is_checkpoint(old):
         os.rename(old, out)
+
+
+def _is_checkpoint(path: Path) -> bool:
+    """A directory holding bigram's config.json: only then is .DIR.old ours to move (else it is the user's)."""
+    try:
+        with Dir.open(path) as d:
+            return _bigram_config(d) is not None
+    except (OSError, BigramError):
+        return False
 
 
 def resolve_checkpoint_dir(ckpt_dir: str | Path) -> Path:
     """DIR, or .DIR.old when an older version's save was killed in its non-atomic fallback's gap."""
     d = Path(ckpt_dir)
     old = _old_path(d)
-    return old if not d.exists() and old.is_dir() else d
+    return old if not d.exists() and old.is_dir() and _is_checkpoint(old) else d
 
 
 # -- reading -----------------------------------------------------------------------------------------

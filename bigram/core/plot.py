@@ -88,11 +88,12 @@ def drawable(labels: list[str]) -> list[str]:
 
 
 def loss_curves(records: list[dict]) -> dict[str, tuple[list[int], list[float]]]:
-    """{"train": (steps, losses), "val": ...} from metrics.jsonl records, skipping nulls."""
+    """{"train": (steps, losses), "val": ...} from metrics.jsonl records, skipping nulls and non-finite values."""
     out = {}
     for split in ("train", "val"):
         pts = [(r["step"], r[f"{split}_loss"]) for r in records
-               if isinstance(r.get(f"{split}_loss"), (int, float)) and isinstance(r.get("step"), int)]
+               if isinstance(r.get(f"{split}_loss"), (int, float)) and math.isfinite(r[f"{split}_loss"])
+               and isinstance(r.get("step"), int)]
         out[split] = ([s for s, _ in pts], [v for _, v in pts])
     return out
 
@@ -260,3 +261,17 @@ def _check_target(out: Path) -> None:
         raise link_error(out)
     if not stat.S_ISREG(st.st_mode):
         raise not_regular_error(out, st.st_mode)
+    if st.st_size and not _is_image(out):  # a plot replaces only an image: never notes, weights or data
+        raise BigramError(f"--out {out} exists and is not an image (PNG, PDF, SVG, ...); bigram plot replaces "
+                          "only an earlier plot: choose another --out, or delete that file first")
+
+
+# The first bytes of the image files matplotlib writes; an existing --out must start with one of them.
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"%PDF", b"%!PS", b"<?xml", b"<svg", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*",
+                b"RIFF", b"\x1f\x8b")
+
+
+def _is_image(out: Path) -> bool:
+    with open(out, "rb") as f:  # lstat above: a regular file, not a link
+        head = f.read(16)
+    return head.startswith(_IMAGE_MAGIC)

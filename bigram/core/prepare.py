@@ -190,12 +190,12 @@ def _check_out(out: Path) -> None:
     if not out.is_dir():
         return
     names = set(os.listdir(out))
-    ours = {VOCAB_FILE, *SPLIT_FILES.values(), *(f".{n}.tmp" for n in SPLIT_FILES.values())}
-    if names <= ours or _is_token_index(out / VOCAB_FILE):
+    if names <= {f".{n}.tmp" for n in SPLIT_FILES.values()} or _is_token_index(out / VOCAB_FILE):
         return  # only our names are ever replaced; anything else in a prepared directory is left alone
+    # train.bin/val.bin without our vocab.json may be another tool's (nanoGPT's): never replaced
     raise BigramError(f"--out {out} is a non-empty directory that `bigram data prepare` did not write "
                       f"(it holds {', '.join(sorted(names)[:3])}{', ...' if len(names) > 3 else ''}); "
-                      "choose a new or empty directory")
+                      "choose a new or empty directory (a prepare killed midway leaves no vocab.json: delete it)")
 
 
 def _is_token_index(path: Path) -> bool:

@@ -1,0 +1,78 @@
+"""Files the user owns, found by an attacker's review: each case changed or moved a user's file before."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from clirun import run_cli, train_checkpoint
+
+NP = ["--backend", "numpy"]
+
+
+@pytest.fixture
+def data(tmp_path, shakespeare_path):
+    p = tmp_path / "small.txt"
+    p.write_bytes(shakespeare_path.read_bytes()[:5000])
+    return p
+
+
+def _snapshot(path):
+    return {p.name: (p.stat().st_ino, p.read_bytes()) for p in path.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("victim", ["notes.txt", "ck/model.safetensors", "ck/config.json", "ck/metrics.jsonl"])
+def test_plot_out_never_replaces_a_file_that_is_not_an_image(tmp_path, data, victim):
+    ck = train_checkpoint(tmp_path / "ck", data, steps=3)
+    (tmp_path / "notes.txt").write_text("my notes")
+    before = {**_snapshot(tmp_path), **_snapshot(ck)}
+    code, out, err = run_cli([*NP, "plot", "--checkpoint", ck, "--out", tmp_path / victim])
+    assert code == 2 and out == "" and "is not an image" in err and len(err.splitlines()) == 1
+    assert {**_snapshot(tmp_path), **_snapshot(ck)} == before
+    pytest.importorskip("matplotlib")
+    assert run_cli([*NP, "plot", "--checkpoint", ck, "--out", tmp_path / "p.png"])[0] == 0
+    assert run_cli([*NP, "plot", "--checkpoint", ck, "--out", tmp_path / "p.png"])[0] == 0  # its own plot: replaced
+
+
+def test_plot_skips_non_finite_losses_in_metrics(tmp_path, data):
+    pytest.importorskip("matplotlib")
+    ck = train_checkpoint(tmp_path / "ck", data, "--eval-interval", "1", steps=3)
+    with open(ck / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "train_loss": NaN, "val_loss": Infinity}\n')
+    code, _, err = run_cli([*NP, "plot", "--checkpoint", ck, "--out", tmp_path / "p.png"])
+    assert code == 0, err
+    assert (tmp_path / "p.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_prepare_never_replaces_token_files_without_its_vocab(tmp_path, data):
+    d = tmp_path / "nano"
+    d.mkdir()
+    (d / "train.bin").write_bytes(os.urandom(1000))
+    (d / "val.bin").write_bytes(os.urandom(500))
+    before = _snapshot(d)
+    code, _, err = run_cli(["data", "prepare", data, "--out", d])
+    assert code == 2 and "did not write" in err and _snapshot(d) == before
+
+
+def test_a_users_dot_old_directory_is_never_moved(tmp_path, data, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".run.old").mkdir()
+    (tmp_path / ".run.old" / "notes.txt").write_text("mine")
+    code, _, err = run_cli([*NP, "train", "--data", data, "--steps", 2, "--max-new-tokens", 0, "--out", "run"])
+    assert code == 0, err
+    assert (tmp_path / ".run.old" / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "run" / "config.json").is_file() and not (tmp_path / "run" / "notes.txt").exists()
+
+
+def test_a_stage_without_bigrams_config_is_not_a_checkpoint(tmp_path, data):
+    d = tmp_path / "hf"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    (d / "model.safetensors").write_bytes(os.urandom(4096))
+    (d / ".bigram-save").mkdir()
+    before = _snapshot(d)
+    code, _, err = run_cli([*NP, "train", "--data", data, "--steps", 2, "--max-new-tokens", 0, "--out", d])
+    assert code == 2 and "not a bigram checkpoint" in err and len(err.splitlines()) == 1
+    assert _snapshot(d) == before and (d / ".bigram-save").is_dir()
