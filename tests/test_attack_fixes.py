@@ -76,3 +76,13 @@ def test_a_stage_without_bigrams_config_is_not_a_checkpoint(tmp_path, data):
     code, _, err = run_cli([*NP, "train", "--data", data, "--steps", 2, "--max-new-tokens", 0, "--out", d])
     assert code == 2 and "not a bigram checkpoint" in err and len(err.splitlines()) == 1
     assert _snapshot(d) == before and (d / ".bigram-save").is_dir()
+
+
+@pytest.mark.parametrize("field,value", [("eps", -1.0), ("eps", 0.0), ("beta1", 5.0), ("beta2", 1.0), ("beta1", -0.1)])
+def test_resume_refuses_tampered_adamw_settings(tmp_path, data, field, value):
+    ck = train_checkpoint(tmp_path / "ck", data, steps=2)
+    cfg = json.loads((ck / "config.json").read_text())
+    cfg["train"]["optim"][field] = value
+    (ck / "config.json").write_text(json.dumps(cfg))
+    code, _, err = run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 2, "--max-new-tokens", 0])
+    assert code == 2 and "config.json" in err and field in err and len(err.splitlines()) == 1, err

@@ -57,10 +57,19 @@ class TrainConfig:
         if not (isinstance(wd, (int, float)) and math.isfinite(wd) and wd >= 0):
             raise BigramError(f"--weight-decay must be a finite number >= 0, got {wd}; try --weight-decay "
                               f"{AdamWConfig.weight_decay} (0: no decay)")
+        self.check_adam()
         if self.method not in METHODS:
             raise BigramError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         self.check_schedule()
         self.check_ranges()
+
+    def check_adam(self) -> None:
+        """AdamW's betas in [0, 1) and eps > 0 (torch's own bounds); only a tampered config.json can break them."""
+        o = self.optim
+        ok = all(isinstance(b, (int, float)) and 0 <= b < 1 for b in (o.beta1, o.beta2))
+        if not (ok and isinstance(o.eps, (int, float)) and math.isfinite(o.eps) and o.eps > 0):
+            raise BigramError(f"AdamW needs betas in [0, 1) and eps > 0, got beta1 {o.beta1}, beta2 {o.beta2}, "
+                              f"eps {o.eps}")
 
     def check_schedule(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
