@@ -29,6 +29,13 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def ok(argv: list) -> tuple[str, str]:
+    """run_cli that must succeed: (stdout, stderr), the stderr shown if it did not."""
+    code, out, err = run_cli(argv)
+    assert code == 0, err
+    return out, err
+
+
 def message_lines(stderr: str) -> list[str]:
     """The lines the CLI prints for a failure or a warning."""
     return [ln for ln in stderr.splitlines() if ln.startswith(("error:", "warning:", "interrupted:"))]

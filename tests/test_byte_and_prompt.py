@@ -13,13 +13,7 @@ import json
 
 import pytest
 
-from clirun import run_cli, small_text
-
-
-def ok(argv) -> tuple[str, str]:
-    code, out, err = run_cli(argv)
-    assert code == 0, err
-    return out, err
+from clirun import ok, run_cli, small_text
 
 
 @pytest.fixture

@@ -19,13 +19,7 @@ import sys
 import pytest
 import typer
 
-from clirun import message_lines, run_cli, small_text
-
-
-def ok(argv) -> tuple[str, str]:
-    code, out, err = run_cli(argv)
-    assert code == 0, err
-    return out, err
+from clirun import message_lines, ok, run_cli, small_text
 
 
 @pytest.fixture
