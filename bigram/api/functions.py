@@ -341,13 +341,13 @@ def vocab(source: Model | Corpus | str | Path = "out", data: Corpus | str | Path
 
 def _saved_counts(config: dict, V: int) -> tuple[np.ndarray | None, str | None]:
     """A checkpoint's recorded token counts and their corpus; (None, None) where it has none (older ones)."""
-    corpus = config.get("corpus") if isinstance(config.get("corpus"), dict) else {}
-    counts = corpus.get("token_counts")
-    if not isinstance(counts, list) or len(counts) != V or not all(
-            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+    from bigram.core.checkpoint import recorded_token_counts
+
+    counts = recorded_token_counts(config, V)
+    if counts is None:
         return None, None
-    source = corpus.get("source")
-    return np.array(counts, dtype=np.int64), f"{source} (as recorded when trained)" if source else None
+    source = config["corpus"].get("source")
+    return counts, f"{source} (as recorded when trained)" if source else None
 
 
 def check_names(names: Sequence[str] | None, installed: list[str]) -> list[str]:

@@ -82,9 +82,9 @@ class Model:
         return probs_table(self.impl)
 
     def _metric(self, key: str):
-        m = self.config.get("metrics")
-        value = m.get(key) if isinstance(m, dict) else None
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        from bigram.core.checkpoint import recorded_metric
+
+        return recorded_metric(self.config, key)
 
     @property
     def train_loss(self) -> float | None:
@@ -186,12 +186,9 @@ class Model:
 
     def token_counts(self) -> np.ndarray | None:
         """(V,) each token's count in the training corpus, as recorded when trained; None for older checkpoints."""
-        corpus = self.config.get("corpus") if isinstance(self.config.get("corpus"), dict) else {}
-        counts = corpus.get("token_counts")
-        if not isinstance(counts, list) or len(counts) != self.vocab_size or not all(
-                isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
-            return None
-        return np.array(counts, dtype=np.int64)
+        from bigram.core.checkpoint import recorded_token_counts
+
+        return recorded_token_counts(self.config, self.vocab_size)
 
     def plot(self, path: str | Path | None = None, *, data: Corpus | str | Path | None = None,
              optimum: float | None = None, title: str | None = None) -> Path:
@@ -203,9 +200,9 @@ class Model:
         shows every token while they fit, else the most frequent ones (counts from `data`, else
         those recorded when trained).
         """
-        from bigram.core.plot import plot_run, pyplot
+        from bigram.core.plot import plot_table, require_matplotlib
 
-        pyplot()  # a missing matplotlib is reported before any work
+        require_matplotlib()  # a missing matplotlib is reported before any work
         if path is None:
             if self.path is None:
                 raise BigramError("this model was never saved; pass the PNG's path: model.plot(\"plot.png\")")
@@ -216,11 +213,10 @@ class Model:
             corpus = result.corpus
             optimum = result.optimum_train_loss if optimum is None else optimum
         optimum = self.optimum_train_loss if optimum is None else optimum
-        counts = self.token_counts() if corpus is None else corpus.token_counts()
         where = f"{self.path} " if self.path is not None else ""
         title = title or f"bigram {where}(backend {self.backend}, step {self.step})"
-        return plot_run(path, self.history, self.probs, self.vocab, optimum=optimum, title=title, counts=counts,
-                        fit="fit" in self.config)
+        return plot_table(path, self.probs, self.tokenizer, self.config, self.history, optimum=optimum,
+                          corpus=corpus, title=title)
 
     # ---------------------------------------------------------------- display
 

@@ -684,6 +684,23 @@ def _read_optimizer(save: _Save, V: int, dtype: np.dtype) -> dict[str, np.ndarra
             "adamw.step": np.array(_check_step(path, opt["step"]), dtype=np.int64)}
 
 
+def recorded_metric(cfg: dict, key: str) -> float | None:
+    """A loss config.json's `metrics` records (train_loss, val_loss, optimum_train_loss); None where absent."""
+    m = cfg.get("metrics")
+    value = m.get(key) if isinstance(m, dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def recorded_token_counts(cfg: dict, V: int) -> np.ndarray | None:
+    """(V,) each token's count in the training corpus, as config.json records it; None for older checkpoints."""
+    corpus = cfg.get("corpus") if isinstance(cfg.get("corpus"), dict) else {}
+    counts = corpus.get("token_counts")
+    if not isinstance(counts, list) or len(counts) != V or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        return None
+    return np.array(counts, dtype=np.int64)
+
+
 def config_tokenizer(cfg: dict, ckpt_dir: str | Path) -> Tokenizer:
     """The tokenizer saved in a checkpoint's config, or a one-line BigramError."""
     hint = HINT

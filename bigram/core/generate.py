@@ -72,7 +72,12 @@ def probs_table(model) -> np.ndarray:
     if hasattr(model, "next_token_probs"):
         return np.asarray(model.next_token_probs(), dtype=np.float64)
     rows = np.arange(model.vocab_size, dtype=np.int64)[None, :]  # (1,V): every token once
-    logits = np.asarray(model.forward(rows)[0][0], dtype=np.float64)  # (V,V)
+    return softmax_rows(model.forward(rows)[0][0])
+
+
+def softmax_rows(logits) -> np.ndarray:
+    """(V,V) logits -> (V,V) float64 probabilities, each row's softmax (the max subtracted first, so exp never overflows)."""
+    logits = np.asarray(logits, dtype=np.float64)
     z = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
 
