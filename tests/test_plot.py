@@ -1,14 +1,18 @@
-"""`bigram plot`: a real PNG, with something drawn in both panels."""
+"""`bigram plot`: a real PNG, with something drawn in both panels, and no framework loaded to draw it.
+
+Checkpoints are trained once per module (fixtures below) and plotted in-process;
+one run in a fresh interpreter checks what `bigram --backend torch plot` imports.
+"""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from bigram.cli.app import main
 from bigram.core.data import bigram_counts
 from bigram.core.optimum import optimal_loss
 
@@ -17,41 +21,102 @@ from clirun import run_cli
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def run(argv, capsys):
+def run(argv, capsys=None):
     return run_cli(argv)
+
+
+def _train(out, data, *extra, steps="200"):
+    """A short real training run through the CLI: checkpoint plus metrics.jsonl with several evaluations."""
+    code, _, err = run_cli(["-b", "numpy", "train", "--data", data, "--steps", steps, "--eval-interval", "50",
+                            "--max-new-tokens", "0", "--out", out, *extra])
+    assert code == 0, err
+    return out
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, shakespeare_path):
-    """A short real training run: checkpoint plus metrics.jsonl with several evaluations."""
-    d = tmp_path_factory.mktemp("run") / "ck"
-    with pytest.raises(SystemExit) as e:
-        main(["-b", "numpy", "train", "--data", str(shakespeare_path), "--steps", "200", "--eval-interval", "50",
-              "--max-new-tokens", "0", "--out", str(d), "--json"])
-    assert e.value.code in (0, None)
-    return d
+    """Tiny Shakespeare, 65 characters, 200 steps: shared by every test that only reads it."""
+    return _train(tmp_path_factory.mktemp("run") / "ck", shakespeare_path)
+
+
+@pytest.fixture(scope="module")
+def by_vocab(tmp_path_factory, shakespeare_path, trained):
+    """A checkpoint for each vocabulary size the heatmap must handle: 65 (all shown), 97 (the most frequent
+    72), 256 (a byte model: only the bytes that occur)."""
+    text = shakespeare_path.read_text(encoding="utf-8")
+    base = tmp_path_factory.mktemp("vocab")
+    (base / "d97.txt").write_text(text + "".join(chr(c) for c in range(32, 127)) + "\t\n",  # printable ASCII, tab
+                                  encoding="utf-8")
+    return {65: trained, 97: _train(base / "ck97", base / "d97.txt"),
+            256: _train(base / "ck256", shakespeare_path, "--tokenizer", "byte")}
 
 
 def assert_drawn_png(path):
     """A decodable PNG whose two halves (the two panels) are each far from one flat colour."""
-    import matplotlib.image as mpimg
+    from PIL import Image  # matplotlib's own PNG reader and writer
 
     assert path.read_bytes()[:8] == PNG_MAGIC
-    img = mpimg.imread(path)  # (H,W,4) floats in [0,1]
-    H, W = img.shape[:2]
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB"), dtype=np.uint32)  # (H,W,3), decoded in full
+    H, W = rgb.shape[:2]
     assert H > 400 and W > 800
-    rgb = img[..., :3]
-    for half in (rgb[:, : W // 2], rgb[:, W // 2 :]):
-        assert half.std() > 0.05  # blank would be 0
-        assert len(np.unique(half.reshape(-1, 3), axis=0)) > 50  # lines, text, a colour map
+    colours = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]  # (H,W): one integer per distinct colour
+    for half in (slice(0, W // 2), slice(W // 2, W)):
+        assert rgb[:, half].std() > 0.05 * 255  # blank would be 0
+        assert len(np.unique(colours[:, half])) > 50  # lines, text, a colour map
 
 
-def test_plot_writes_a_png_with_both_panels(trained, tmp_path, capsys):
-    # Trained on numpy, drawn by torch: the heatmap is whichever backend's softmax.
-    code, out, err = run(["-b", "torch", "plot", "--checkpoint", str(trained)], capsys)
-    assert code == 0, err
-    assert out.strip() == str(trained / "plot.png")
-    assert_drawn_png(trained / "plot.png")
+# Runs `bigram ARGV` in a fresh interpreter, as the console script does, then lists what it imported.
+NO_FRAMEWORK_PROBE = r"""
+import json, sys
+from bigram.cli.app import main
+try:
+    main(json.loads(sys.argv[1]))
+    code = 0
+except SystemExit as e:
+    code = e.code or 0
+heavy = ("torch", "jax", "jaxlib", "tensorflow", "matplotlib.pyplot", "tkinter", "PyQt5", "PyQt6", "PySide6",
+         "bigram.backends.torch_backend", "bigram.backends.numpy_backend", "bigram.core.plugins")
+print("PROBE " + json.dumps({"code": code, "loaded": sorted(m for m in sys.modules if m.split(".")[0] in heavy
+                                                            or m in heavy)}))
+"""
+
+
+def test_torch_plot_loads_no_framework_and_draws_both_panels(trained, tmp_path):
+    """`bigram --backend torch plot` reads the table with NumPy: no torch, no backend, no pyplot or GUI toolkit."""
+    pytest.importorskip("torch")  # installed, so a lazy import would really load it
+    out = tmp_path / "torch-plot.png"
+    argv = ["--backend", "torch", "--device", "cpu", "plot", "--checkpoint", str(trained), "--out", str(out)]
+    res = subprocess.run([sys.executable, "-c", NO_FRAMEWORK_PROBE, json.dumps(argv)], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(next(ln for ln in res.stdout.splitlines() if ln.startswith("PROBE "))[6:])
+    assert report == {"code": 0, "loaded": []}, res.stderr[-2000:]
+    assert res.stdout.splitlines()[0] == str(out)
+    assert_drawn_png(out)
+
+
+def test_the_heatmap_is_the_backends_softmax_of_the_saved_table(trained):
+    """Drawn without a backend, the table is still what each backend computes: its rows' softmax."""
+    import bigram
+    from bigram.core.checkpoint import load_checkpoint
+    from bigram.core.generate import softmax_rows
+
+    drawn = softmax_rows(load_checkpoint(trained).weights)
+    assert drawn.dtype == np.float64 and np.allclose(drawn.sum(axis=1), 1.0, atol=1e-12)
+    names = ["numpy"] + (["torch"] if __import__("importlib").util.find_spec("torch") else [])
+    for name in names:
+        np.testing.assert_allclose(drawn, bigram.load(trained, backend=name, device="cpu").probs, rtol=1e-5,
+                                   atol=1e-9, err_msg=name)
+
+
+def test_model_plot_draws_through_the_api(trained, tmp_path):
+    import bigram
+
+    model = bigram.load(trained, backend="numpy")
+    target = tmp_path / "api.png"
+    assert model.plot(target) == target
+    assert_drawn_png(target)
 
 
 def test_optimum_line_is_the_train_mle_of_the_checkpoint_corpus(trained, shakespeare):
@@ -99,13 +164,6 @@ def test_plot_without_metrics_or_corpus_still_draws_the_table(tmp_path, capsys):
 # ----------------------------------------------------------------------------
 # readable at any vocabulary size; the loss where it matters; a fit as labelled points
 
-def _train(tmp_path, name, data, *extra, steps="200"):
-    out = tmp_path / name
-    code, _, err = run_cli(["-b", "numpy", "train", "--data", data, "--steps", steps, "--eval-interval", "50",
-                            "--max-new-tokens", "0", "--out", out, *extra])
-    assert code == 0, err
-    return out
-
 
 def _plot_quietly(argv):
     """run_cli with every warning recorded: a missing glyph would be one."""
@@ -118,16 +176,8 @@ def _plot_quietly(argv):
 
 
 @pytest.mark.parametrize("vocab", [65, 97, 256])
-def test_plots_at_each_vocabulary_size_are_drawn_pngs_at_the_requested_path(vocab, tmp_path, shakespeare_path):
-    text = shakespeare_path.read_text(encoding="utf-8")
-    data = tmp_path / "d.txt"
-    extra = []
-    if vocab == 97:  # every printable ASCII character and a tab: 95 + 2
-        text += "".join(chr(c) for c in range(32, 127)) + "\t\n"
-    if vocab == 256:
-        extra = ["--tokenizer", "byte"]
-    data.write_text(text, encoding="utf-8")
-    ck = _train(tmp_path, "ck", data, *extra)
+def test_plots_at_each_vocabulary_size_are_drawn_pngs_at_the_requested_path(vocab, tmp_path, by_vocab):
+    ck = by_vocab[vocab]
     assert json.loads((ck / "config.json").read_text())["vocab_size"] == vocab
     target = tmp_path / "plots" / f"v{vocab}.png"
     target.parent.mkdir()
@@ -166,43 +216,58 @@ def test_the_heatmap_shows_occurring_or_most_frequent_tokens():
 
 def test_heatmap_labels_are_the_chosen_characters(shakespeare):
     import bigram
-    from bigram.core.plot import draw_run, pyplot
+    from bigram.core.plot import draw_run
 
     model = bigram.fit(shakespeare, backend="numpy")
     fig = draw_run(model.history, model.probs, model.vocab, optimum=model.optimum_train_loss, title="t",
                    counts=model.token_counts(), fit=True)
-    try:
-        full, zoom, table = fig.axes[:3]
-        assert [t.get_text() for t in table.get_xticklabels()] == model.vocab  # '\n', '␣', '!', ... all 65
-        # a fit is one evaluation: labelled markers on a sensible axis, not a dot between -0.04 and 0.04
-        for ax in (full, zoom):
-            assert ax.get_xlim() == (-1.0, 1.0)
-            texts = {t.get_text() for t in ax.texts}
-            assert f"train {model.train_loss:.4f}" in texts and f"val {model.val_loss:.4f}" in texts
-            assert [t.get_text() for t in ax.get_xticklabels()] == ["fit: closed form, no training steps"]
-            lo, hi = ax.get_ylim()
-            assert lo < model.optimum_train_loss < model.train_loss < model.val_loss < hi
-        assert zoom.get_ylim()[1] - zoom.get_ylim()[0] < 0.1  # close enough to see the gap to the optimum
-    finally:
-        pyplot().close(fig)
+    full, zoom, table = fig.axes[:3]
+    assert [t.get_text() for t in table.get_xticklabels()] == model.vocab  # '\n', '␣', '!', ... all 65
+    # a fit is one evaluation: labelled markers on a sensible axis, not a dot between -0.04 and 0.04
+    for ax in (full, zoom):
+        assert ax.get_xlim() == (-1.0, 1.0)
+        texts = {t.get_text() for t in ax.texts}
+        assert f"train {model.train_loss:.4f}" in texts and f"val {model.val_loss:.4f}" in texts
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["fit: closed form, no training steps"]
+        lo, hi = ax.get_ylim()
+        assert lo < model.optimum_train_loss < model.train_loss < model.val_loss < hi
+    assert zoom.get_ylim()[1] - zoom.get_ylim()[0] < 0.1  # close enough to see the gap to the optimum
 
 
 def test_the_zoom_panel_shows_the_last_90_percent_against_the_optimum(trained):
     import bigram
-    from bigram.core.plot import draw_run, pyplot
+    from bigram.core.plot import draw_run
 
     model = bigram.load(trained, backend="numpy")
     fig = draw_run(model.history, model.probs, model.vocab, optimum=model.optimum_train_loss, title="t")
-    try:
-        full, zoom = fig.axes[:2]
-        assert full.get_ylim()[1] > 4.5  # the whole run, from the untrained table's 4.7
-        lo, hi = zoom.get_xlim()
-        assert 10 < lo < 25 and hi > 200  # steps 20 to 200 of a 200-step run
-        ylo, yhi = zoom.get_ylim()
-        finals = [r for r in model.history if r["step"] == 200][0]
-        assert ylo < model.optimum_train_loss < finals["train_loss"] < finals["val_loss"] < yhi < 3.0
-        steps = sorted({int(x) for line in zoom.get_lines() for x in line.get_xdata() if len(line.get_xdata()) > 2})
-        assert steps and min(steps) >= 20  # step 0 is left out of the zoom
-        assert any(np.allclose(line.get_ydata(), model.optimum_train_loss) for line in zoom.get_lines())
-    finally:
-        pyplot().close(fig)
+    full, zoom = fig.axes[:2]
+    assert full.get_ylim()[1] > 4.5  # the whole run, from the untrained table's 4.7
+    assert any(np.allclose(line.get_ydata(), np.log(65)) for line in full.get_lines())  # the uniform guess, ln V
+    lo, hi = zoom.get_xlim()
+    assert 10 < lo < 25 and hi > 200  # steps 20 to 200 of a 200-step run
+    ylo, yhi = zoom.get_ylim()
+    finals = [r for r in model.history if r["step"] == 200][0]
+    assert ylo < model.optimum_train_loss < finals["train_loss"] < finals["val_loss"] < yhi < 3.0
+    steps = sorted({int(x) for line in zoom.get_lines() for x in line.get_xdata() if len(line.get_xdata()) > 2})
+    assert steps and min(steps) >= 20  # step 0 is left out of the zoom
+    assert any(np.allclose(line.get_ydata(), model.optimum_train_loss) for line in zoom.get_lines())
+
+
+def test_the_figure_is_drawn_once_and_a_title_with_dollars_is_text(trained, tmp_path, monkeypatch):
+    """One layout pass, then savefig's one draw: no layout engine left for savefig to run a second, dry draw.
+    A checkpoint path with two $ signs is shown as typed (as TeX, `$\\x$` failed with a traceback)."""
+    from matplotlib.figure import Figure
+
+    from bigram.core.plot import plot_checkpoint
+
+    draws = []
+    draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: (draws.append(self), draw(self, renderer))[1])
+    ck = tmp_path / "run $\\x$ 1"
+    ck.mkdir()
+    for f in trained.iterdir():
+        (ck / f.name).write_bytes(f.read_bytes())
+    out = plot_checkpoint(ck, tmp_path / "p.png")
+    assert len(draws) == 1 and draws[0].get_layout_engine() is None
+    assert draws[0].get_suptitle() == f"bigram {ck} (trained by backend numpy, step 200)"
+    assert_drawn_png(out)
