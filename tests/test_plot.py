@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,11 +254,13 @@ def test_the_zoom_panel_shows_the_last_90_percent_against_the_optimum(trained):
     assert any(np.allclose(line.get_ydata(), model.optimum_train_loss) for line in zoom.get_lines())
 
 
-def test_the_figure_is_drawn_once_and_a_title_with_dollars_is_text(trained, tmp_path, monkeypatch):
+def test_the_figure_is_drawn_once_and_a_title_with_dollars_is_text(trained, tmp_path, monkeypatch, shakespeare):
     """One layout pass, then savefig's one draw: no layout engine left for savefig to run a second, dry draw.
-    A checkpoint path with two $ signs is shown as typed (as TeX, `$\\x$` failed with a traceback)."""
+    A checkpoint path with two $ signs is shown as typed (as TeX, `$\\x$` failed with a traceback).
+    With --data, the optimum line is that corpus' train MLE, counted without any backend."""
     from matplotlib.figure import Figure
 
+    from bigram.core.data import Corpus
     from bigram.core.plot import plot_checkpoint
 
     draws = []
@@ -267,7 +270,15 @@ def test_the_figure_is_drawn_once_and_a_title_with_dollars_is_text(trained, tmp_
     ck.mkdir()
     for f in trained.iterdir():
         (ck / f.name).write_bytes(f.read_bytes())
-    out = plot_checkpoint(ck, tmp_path / "p.png")
+    other = tmp_path / "reversed.txt"  # the same characters, other bigrams: another optimum than the recorded one
+    other.write_text(Path(shakespeare.source).read_text(encoding="utf-8")[::-1], encoding="utf-8")
+    said = []
+    out = plot_checkpoint(ck, tmp_path / "p.png", data=other, warn=said.append)
+    assert len(said) == 1 and str(other) in said[0] and "sha256" in said[0], said  # not the training corpus
     assert len(draws) == 1 and draws[0].get_layout_engine() is None
     assert draws[0].get_suptitle() == f"bigram {ck} (trained by backend numpy, step 200)"
+    want = optimal_loss(bigram_counts(Corpus.load(other, tokenizer=shakespeare.tokenizer).train, 65))
+    assert abs(want - json.loads((trained / "config.json").read_text())["metrics"]["optimum_train_loss"]) > 1e-4
+    zoom = draws[0].axes[1]
+    assert any(np.allclose(line.get_ydata(), want, rtol=0, atol=1e-12) for line in zoom.get_lines())
     assert_drawn_png(out)
