@@ -1,6 +1,7 @@
 """Run the benchmarks and keep the results.
 
-    python benchmarks/run.py [--quick] [--data FILE] [--rounds N] [--threads N] [--commit]
+    python benchmarks/run.py [--quick] [--data FILE] [--rounds N] [--threads N] [--backends LIST]
+                             [--measures LIST] [--commit]
 
 Writes benchmarks/results/bench-<UTC time>.json and .md (gitignored, for ad-hoc
 runs); --commit also writes benchmarks/RESULTS.json and RESULTS.md, the run the
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 5)")
     p.add_argument("--threads", type=int, help="torch threads for both sides (default: bigram's own choice, "
                    "as users run it; the lecture on 1)")
+    p.add_argument("--backends", help="comma-separated backends, or 'all' installed (default: numpy,torch)")
+    p.add_argument("--measures", help="comma-separated measure groups (default: all)")
     p.add_argument("--commit", action="store_true", help="also write benchmarks/RESULTS.{json,md}")
     args = p.parse_args(argv)
 
@@ -33,11 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     from bigram.core.errors import BigramError
 
     try:
-        cfg = BenchConfig.from_options(quick=args.quick, data=args.data, threads=args.threads, rounds=args.rounds)
+        cfg = BenchConfig.from_options(quick=args.quick, data=args.data, threads=args.threads, rounds=args.rounds,
+                                       backends=args.backends, measures=args.measures)
+        report = run_bench(cfg)
     except BigramError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    report = run_bench(cfg)
     report["meta"]["command"] = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     md = to_markdown(report)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -41,7 +41,8 @@ class BenchConfig:
     quick: bool = False
     threads: int | None = None  # --threads for both sides; None: bigram's own default, the lecture's baseline_threads
     baseline_threads: int = 1  # the lecture's torch threads when `threads` is None: its best here (docs/benchmarks.md)
-    backends: tuple[str, ...] = ()  # empty: every installed backend
+    backends: tuple[str, ...] = ()  # empty: the built-in ones (DEFAULT_BACKENDS); see resolve_backends
+    measures: tuple[str, ...] = ()  # groups of MEASURE_GROUPS to run; empty: every one
     big_corpus_mb: int = 100
     gen_tokens: tuple[int, ...] = (1_000, 10_000, 100_000)
     baseline_gen_max: int = 10_000  # the quadratic baseline beyond this would take minutes
@@ -58,16 +59,59 @@ class BenchConfig:
     slope_busy_cores: int = 1
 
     @classmethod
-    def from_options(cls, *, quick: bool, data: str | None, threads: int | None,
-                     rounds: int | None) -> "BenchConfig":
+    def from_options(cls, *, quick: bool, data: str | None, threads: int | None, rounds: int | None,
+                     backends: str | None = None, measures: str | None = None) -> "BenchConfig":
         """The config `bigram bench` and benchmarks/run.py build from their options, checked."""
         from bigram.core.errors import require_positive
 
         require_positive(threads=threads, rounds=rounds)  # medians need at least one round
         cfg = cls.quick_config(data=data, threads=threads) if quick else cls(data=data, threads=threads)
-        if rounds is not None:
-            cfg.rounds = rounds
+        cfg.override(rounds=rounds, backends=backends, measures=measures)
         return cfg
+
+    def override(self, *, rounds: int | None = None, backends: str | None = None, measures: str | None = None,
+                 threads: int | None = None, data: str | None = None) -> "BenchConfig":
+        """Set each option given (not None); backends and measures as the comma-separated lists the CLI takes."""
+        from bigram.core.errors import require_positive
+
+        require_positive(threads=threads, rounds=rounds)
+        if rounds is not None:
+            self.rounds = rounds
+        if threads is not None:
+            self.threads = threads
+        if data is not None:
+            self.data = data
+        if backends is not None:
+            self.backends = resolve_backends(backends)
+        if measures is not None:
+            self.measures = parse_measures(measures)
+        return self
+
+    @classmethod
+    def from_saved(cls, config: dict) -> "BenchConfig":
+        """The config a saved report ran with (its meta.config), so `--compare` reruns the same sizes.
+
+        Fields this version does not know are ignored and missing ones take their defaults (older reports);
+        a field of the wrong type is a BigramError.
+        """
+        from bigram.core.errors import BigramError
+
+        cfg, kw = cls(), {}
+        for f in fields(cls):
+            if f.name not in config:
+                continue
+            v, default = config[f.name], getattr(cfg, f.name)
+            if isinstance(default, tuple) and isinstance(v, list):
+                v = tuple(v)
+            if isinstance(default, dict) and isinstance(v, dict):  # train_steps, slope_steps: name -> (n0, n1)
+                v = {k: tuple(x) if isinstance(x, list) else x for k, x in v.items()}
+            ok = (type(v) is type(default) or (default is None and (v is None or isinstance(v, (str, int))))
+                  or (isinstance(default, float) and type(v) is int))
+            if not ok or (f.name in ("rounds", "threads") and v is not None and v < 1):
+                raise BigramError(f"the saved report's config has {f.name} = {v!r}, not a bench setting; "
+                                  "compare against a report written by `bigram bench --report`")
+            kw[f.name] = v
+        return cls(**kw)
 
     @classmethod
     def quick_config(cls, **kw) -> "BenchConfig":
@@ -78,6 +122,54 @@ class BenchConfig:
 
     def lecture_threads(self) -> int:
         return self.threads or self.baseline_threads
+
+
+DEFAULT_BACKENDS = ("numpy", "torch")  # bigram's own; third-party ones only when named or with --backends all
+MEASURE_GROUPS = {  # --measures NAME: what it runs
+    "train": "training throughput at B=32,T=8 and B=512,T=256, in process",
+    "optimum": "seconds to the optimum + tolerance, the lecture's hyperparameters and the project's defaults",
+    "generate": "generation tokens/s at three lengths",
+    "encode": "encoding speed and peak memory, the corpus and a large copy of it",
+    "count": "bigram counting",
+    "startup": "`bigram --help`, the numpy training run's peak RSS, and torch commands that take no step",
+    "slope": "the CLI's training slope with a core kept busy",
+}
+
+
+def resolve_backends(spec: str | None) -> tuple[str, ...]:
+    """The backends `--backends` names: a comma-separated list, `all` (every installed one that runs on the
+    cpu), or None for DEFAULT_BACKENDS. An unknown name, or one that cannot run on the cpu, is a BigramError."""
+    from bigram.core.errors import BigramError
+    from bigram.core.plugins import backend_devices, load_backends
+
+    reg = load_backends()
+    on_cpu = {n for n, info in reg.backends.items() if "cpu" in backend_devices(reg, info)}
+    if spec is None:
+        return tuple(n for n in DEFAULT_BACKENDS if n in on_cpu)
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if names == ["all"]:
+        return tuple(sorted(on_cpu))
+    installed = ", ".join(sorted(reg.backends)) or "none"
+    for n in names:
+        if n not in reg.backends:
+            raise BigramError(f"--backends: unknown backend {n!r}; installed: {installed} (`bigram backends` "
+                              "lists them), or --backends all")
+        if n not in on_cpu:
+            raise BigramError(f"--backends: {n!r} cannot run on the cpu here, where bench runs; leave it out")
+    if not names or len(set(names)) != len(names):
+        raise BigramError(f"--backends {spec!r}: name each backend once, e.g. --backends numpy,torch")
+    return tuple(names)
+
+
+def parse_measures(spec: str) -> tuple[str, ...]:
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MEASURE_GROUPS]
+    if unknown or not names:
+        from bigram.core.errors import BigramError
+
+        raise BigramError(f"--measures {spec!r}: {'unknown ' + repr(unknown[0]) if unknown else 'none named'}; "
+                          f"choose from {','.join(MEASURE_GROUPS)}")
+    return tuple(dict.fromkeys(names))
 
 
 @dataclass
@@ -134,8 +226,12 @@ def _peak_bytes(fn: Callable[[], object]) -> float:
     import resource
 
     unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    import warnings
+
     r, w = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():  # JAX warns at every fork once loaded; the child never calls JAX
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        pid = os.fork()
     if pid == 0:  # the child: measure, report, and leave without running the parent's exit handlers
         code, report = 1, "no report"
         try:
@@ -177,7 +273,7 @@ class Setup:
     def __init__(self, cfg: BenchConfig):
         from bigram.core.data import Corpus, bigram_counts, read_corpus
         from bigram.core.optimum import optimal_loss, optimal_table
-        from bigram.core.plugins import backend_devices, load_backends
+        from bigram.core.plugins import load_backends
 
         self.cfg = cfg
         self.corpus = Corpus.load(cfg.data)
@@ -187,8 +283,9 @@ class Setup:
         self.optimum = optimal_loss(self.train_counts)
         self.table = optimal_table(self.train_counts)  # a trained-like table to sample from
         reg = load_backends()
-        names = cfg.backends or tuple(sorted(n for n, b in reg.backends.items() if backend_devices(reg, b)))
-        self.backends = {n: reg.get(n).cls for n in names}
+        names = resolve_backends(",".join(cfg.backends) if cfg.backends else None)
+        self.infos = {n: reg.get(n) for n in names}
+        self.backends = {n: info.cls for n, info in self.infos.items()}
         self.tmp = Path(tempfile.mkdtemp(prefix="bigram-bench-"))  # checkpoints and outputs of the CLI runs
         for name in self.backends:  # one-time imports (torch's optimizer imports torch._dynamo) stay out of every timing
             prepare = getattr(self.model(name), "prepare_training", None)
@@ -473,8 +570,7 @@ def _process_measures(s: Setup) -> list[Measure]:
 # 7. torch commands that take no training step, against `import torch`
 
 NO_STEP_COMMANDS = ("generate", "eval", "fit", "vocab", "plot")  # not explain: it takes one real AdamW step
-# plot also imports matplotlib and draws a 16x7.5 inch PNG: its baseline imports both
-_PLOT_BASELINE = "import torch, matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot"
+QUICK_NO_STEP = ("generate", "plot")  # --quick checks that the measure runs: two commands (~3 s of torch each)
 
 
 def _no_step_commands(s: Setup) -> dict[str, list[str]]:
@@ -492,8 +588,8 @@ def _no_step_commands(s: Setup) -> dict[str, list[str]]:
     }
     if importlib.util.find_spec("matplotlib") is None:  # `bigram plot` needs the [plot] extra
         del cmds["plot"]
-    if s.cfg.quick:  # --quick checks that the measures run: two commands, not each (~3 s of torch import apiece)
-        cmds = {k: v for k, v in cmds.items() if k in ("generate", "plot")}
+    if s.cfg.quick:
+        cmds = {k: v for k, v in cmds.items() if k in QUICK_NO_STEP}
     return {name: _bigram_cmd(s.cfg.threads) + ["--backend", "torch", *args] for name, args in cmds.items()}
 
 
@@ -501,25 +597,22 @@ def _no_step_measures(s: Setup) -> list[Measure]:
     """Wall time of each torch command that takes no training step, start-up included, against `import torch`.
 
     These commands never build torch.optim.AdamW (its import of torch._dynamo
-    costs as much as torch itself), so each should cost little more than the import.
+    costs as much as torch itself), so each should cost little more than the
+    import: issue 11's bound, 1.3x `python -c "import torch"`, for every one
+    of them alike (plot included, though it also draws a PNG).
     """
+    if "torch" not in s.backends:
+        return []
     cmds = _no_step_commands(s)
-    plot = cmds.pop("plot", None)
 
     def timed(cmd: list[str]) -> Callable[[], float]:
         return lambda: _run_timed(cmd, s.cfg.threads, cwd=s.tmp)
 
     runs = {BASELINE: timed([sys.executable, "-c", "import torch"]),
             **{f"torch {name}": timed(cmd) for name, cmd in cmds.items()}}
-    measures = [Measure("startup_torch_no_step", "wall time of a torch command that takes no training step "
-                        "(lecture: `import torch`)", "s", False, runs, once=s.cfg.quick,
-                        extra={"commands": {name: " ".join(cmd) for name, cmd in cmds.items()}})]
-    if plot is not None:
-        measures.append(Measure("startup_torch_plot", "wall time of `bigram --backend torch plot` "
-                                "(lecture: `import torch` and matplotlib.pyplot)", "s", False,
-                                {BASELINE: timed([sys.executable, "-c", _PLOT_BASELINE]), "torch plot": timed(plot)},
-                                once=s.cfg.quick, extra={"command": " ".join(plot), "baseline": _PLOT_BASELINE}))
-    return measures
+    return [Measure("startup_torch_no_step", "wall time of a torch command that takes no training step "
+                    "(lecture: `import torch`)", "s", False, runs, once=s.cfg.quick,
+                    extra={"commands": {name: " ".join(cmd) for name, cmd in cmds.items()}})]
 
 
 # ----------------------------------------------------------------------------
@@ -533,9 +626,6 @@ from bigram.core.data import Corpus
 c = Corpus.load({data!r})
 lecture.LectureRun(c.train, c.tokenizer.vocab_size).train({steps})
 """
-
-
-SLOPE_BACKENDS = ("numpy", "torch")  # the project's own: a third-party backend may take hours at 100,500 steps
 
 
 @contextlib.contextmanager
@@ -591,7 +681,7 @@ def _loaded_slope_measure(s: Setup) -> Measure:
         return run
 
     runs = {BASELINE: loaded(lambda: _slope(lecture_run, *cfg.slope_steps["lecture"], cfg.slope_best_of)),
-            **{name: loaded(ours(name)) for name in SLOPE_BACKENDS if name in s.backends}}
+            **{name: loaded(ours(name)) for name in s.backends}}
     return Measure("train_slope_loaded", f"CLI training steps/s with {cfg.slope_busy_cores} core(s) kept busy "
                    f"(wall time of --steps N1 minus --steps N0, best of {cfg.slope_best_of})", "steps/s", True,
                    runs, once=True, extra={"steps": cfg.slope_steps, "best_of": cfg.slope_best_of,
@@ -604,25 +694,29 @@ def _loaded_slope_measure(s: Setup) -> Measure:
 
 
 def build_measures(s: Setup) -> list[Measure]:
+    """The measures of the groups cfg.measures names (every group when it names none), in MEASURE_GROUPS' order."""
     cfg = s.cfg
     from bigram.core.backend import AdamWConfig
     from bigram.core.train import TrainConfig
 
-    big = s.text * max(1, math.ceil(cfg.big_corpus_mb * MB / len(s.text.encode("utf-8"))))
-    measures = [
-        _train_measure(s, "train_b32", 32, 8, cfg.train_steps["b32"], "steps/s"),
-        _train_measure(s, "train_b512", 512, 256, cfg.train_steps["b512"], "tokens/s"),
-        _opt_measure(s, "optimum_lecture_hparams", TrainConfig(lr_schedule="constant", optim=AdamWConfig(lr=1e-3)),
-                     "the lecture's hyperparameters"),
-        _opt_measure(s, "optimum_project_defaults", TrainConfig(), "the project's defaults"),
-        *[_gen_measure(s, n) for n in cfg.gen_tokens],
-        *_encode_measures(s, "tiny_shakespeare", s.text),
-        *_encode_measures(s, f"{cfg.big_corpus_mb}MB", big),
-        _count_measure(s),
-        *_process_measures(s),
-        _loaded_slope_measure(s),
-    ]
-    return measures
+    def encode() -> list[Measure]:
+        big = s.text * max(1, math.ceil(cfg.big_corpus_mb * MB / len(s.text.encode("utf-8"))))
+        return [*_encode_measures(s, "tiny_shakespeare", s.text), *_encode_measures(s, f"{cfg.big_corpus_mb}MB", big)]
+
+    groups = {
+        "train": lambda: [_train_measure(s, "train_b32", 32, 8, cfg.train_steps["b32"], "steps/s"),
+                          _train_measure(s, "train_b512", 512, 256, cfg.train_steps["b512"], "tokens/s")],
+        "optimum": lambda: [
+            _opt_measure(s, "optimum_lecture_hparams", TrainConfig(lr_schedule="constant", optim=AdamWConfig(lr=1e-3)),
+                         "the lecture's hyperparameters"),
+            _opt_measure(s, "optimum_project_defaults", TrainConfig(), "the project's defaults")],
+        "generate": lambda: [_gen_measure(s, n) for n in cfg.gen_tokens],
+        "encode": encode,
+        "count": lambda: [_count_measure(s)],
+        "startup": lambda: _process_measures(s),
+        "slope": lambda: [_loaded_slope_measure(s)],
+    }
+    return [m for name in MEASURE_GROUPS if not cfg.measures or name in cfg.measures for m in groups[name]()]
 
 
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] | None = None) -> dict:
@@ -672,9 +766,11 @@ def _run_round(s: Setup, m: Measure, r: int) -> None:
     m.seconds += time.perf_counter() - t
 
 
-def _report(cfg: BenchConfig, s: Setup, measures: list[Measure]) -> dict:
-    import torch
+REPORT_FORMAT = "bigram-bench"  # meta.format of a saved report; --compare also reads older reports without it
+REPORT_VERSION = 2
 
+
+def _report(cfg: BenchConfig, s: Setup, measures: list[Measure]) -> dict:
     out = {}
     for m in measures:
         out[m.key] = {
@@ -684,60 +780,136 @@ def _report(cfg: BenchConfig, s: Setup, measures: list[Measure]) -> dict:
         }
     return {
         "meta": {
-            "command": "bigram bench" + (" --quick" if cfg.quick else ""), "config": _jsonable(asdict(cfg)),
-            "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "machine": platform.machine(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
-            "corpus": s.corpus.source, "vocab_size": s.V, "optimum": s.optimum,
+            "format": REPORT_FORMAT, "format_version": REPORT_VERSION,
+            "command": bench_command(cfg), "config": _jsonable(asdict(cfg)),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": machine_info(), "versions": versions(s.infos), "commit": git_commit(),
+            "backends": list(s.backends), "corpus": s.corpus.source, "vocab_size": s.V, "optimum": s.optimum,
         },
         "measures": out,
-        "targets": check_targets(out, cfg),
+        "targets": check_targets(out, cfg, list(s.backends)),
     }
+
+
+def bench_command(cfg: BenchConfig) -> str:
+    """The `bigram bench` command line that runs this config (--compare reruns the whole saved config)."""
+    opts = [("--threads", cfg.threads), ("bench", True), ("--quick", cfg.quick),
+            ("--backends", ",".join(cfg.backends)), ("--measures", ",".join(cfg.measures)),
+            ("--data", cfg.data), ("--rounds", cfg.rounds if cfg.rounds != (3 if cfg.quick else 5) else None)]
+    return " ".join(["bigram", *(k if v is True else f"{k} {v}" for k, v in opts if v)])
+
+
+def machine_info() -> dict:
+    """Where the figures came from (asv's machine.json, pytest-benchmark's machine_info)."""
+    uname = platform.uname()
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "machine": uname.machine,
+            "processor": uname.processor or None, "node": uname.node,
+            "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+
+
+def versions(infos: dict) -> dict:
+    """Python, the array libraries loaded (jax only if a backend imported it), bigram, and each backend's
+    distribution with its version."""
+    import importlib.metadata
+
+    def version(dist: str) -> str | None:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    for mod in ("torch", "jax"):
+        if mod in sys.modules:
+            out[mod] = getattr(sys.modules[mod], "__version__", None)
+    import bigram
+
+    out["bigram"] = version("bigram") or bigram.__version__
+    out["backends"] = {n: {"dist": i.dist, "version": i.version} for n, i in infos.items()}
+    return out
+
+
+def git_commit() -> dict | None:
+    """The commit of the bigram checkout that ran, and whether it had uncommitted changes; None outside a git
+    checkout of bigram (an installed wheel, no git): a site-packages inside some other repository is not ours."""
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str | None:
+        try:
+            res = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return res.stdout.strip() if res.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != root:
+        return None
+    sha = git("rev-parse", "HEAD")
+    if sha is None:
+        return None
+    return {"sha": sha, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
 def _jsonable(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
-def check_targets(measures: dict, cfg: BenchConfig) -> list[dict]:
-    """The issue's targets, each with the value that decides it. Quick runs use other sizes: not decisive."""
+def check_targets(measures: dict, cfg: BenchConfig, backends: list[str]) -> list[dict]:
+    """The issues' targets, each with the value that decides it. Quick runs use other sizes: not decisive.
+
+    `met` is None for a target this run did not measure (a group left out, a
+    command --quick skips, a figure the quick sizes cannot give).
+    """
     rows = []
 
-    def add(name, value, op, threshold):
-        met = value is not None and math.isfinite(value) and (value >= threshold if op == ">=" else value <= threshold)
-        rows.append({"target": name, "value": value, "op": op, "threshold": threshold, "met": bool(met)})
+    def add(key, name, value, op, threshold):
+        """One target of measure `key`; none at all when this run left the measure's group out (--measures)."""
+        if key not in measures:
+            return
+        if value is None or not math.isfinite(value):
+            met = None if value is None or cfg.quick else False
+        else:
+            met = bool(value >= threshold if op == ">=" else value <= threshold)
+        rows.append({"target": name, "value": value, "op": op, "threshold": threshold, "met": met})
 
     def get(key, kind, who):
-        return measures.get(key, {}).get(kind, {}).get(who, float("nan"))
+        return measures.get(key, {}).get(kind, {}).get(who)
 
-    backends = [k for k in measures["train_b32"]["ratio"]]
+    def per_token(b, lo, hi):
+        a, z = get(f"generate_{lo}", "median", b), get(f"generate_{hi}", "median", b)
+        return None if a is None or z is None else (a / z if z else float("nan"))
+
     for b in backends:
-        add(f"train steps/s B=32,T=8 vs lecture ({b})", get("train_b32", "ratio", b), ">=", 15)
-        add(f"train tokens/s B=512,T=256 vs lecture ({b})", get("train_b512", "ratio", b), ">=", 50)
-        add(f"time to optimum+{cfg.opt_tolerance}, lecture hparams, speed-up ({b})",
+        add("train_b32", f"train steps/s B=32,T=8 vs lecture ({b})", get("train_b32", "ratio", b), ">=", 15)
+        add("train_b512", f"train tokens/s B=512,T=256 vs lecture ({b})", get("train_b512", "ratio", b), ">=", 50)
+        add("optimum_lecture_hparams", f"time to optimum+{cfg.opt_tolerance}, lecture hparams, speed-up ({b})",
             get("optimum_lecture_hparams", "ratio", b), ">=", 15)
-        add(f"time to optimum+{cfg.opt_tolerance}, project defaults, seconds ({b})",
+        add("optimum_project_defaults", f"time to optimum+{cfg.opt_tolerance}, project defaults, seconds ({b})",
             get("optimum_project_defaults", "median", b), "<=", 0.2)
     mid, lo, hi = sorted(cfg.gen_tokens)[len(cfg.gen_tokens) // 2], min(cfg.gen_tokens), max(cfg.gen_tokens)
     for b in backends:
-        add(f"generation {mid:,} tokens vs lecture ({b})", get(f"generate_{mid}", "ratio", b), ">=",
-            40 if b == "numpy" else 20)
-        per_token = get(f"generate_{lo}", "median", b) / get(f"generate_{hi}", "median", b)
-        add(f"per-token cost at {hi:,} / at {lo:,} ({b})", per_token, "<=", 1.5)
-    big = f"{cfg.big_corpus_mb}MB"
-    add(f"encode {big} vs lecture", get(f"encode_{big}", "ratio", "bigram"), ">=", 20)
-    corpus_mb = measures[f"encode_memory_{big}"]["corpus_mb"]
-    add(f"encode {big} peak extra memory / corpus bytes", get(f"encode_memory_{big}", "median", "bigram") / corpus_mb,
-        "<=", 2)
-    add("bigram --help seconds", get("startup_help", "median", "bigram"), "<=", 0.5)
-    add("numpy training peak RSS MB", get("train_peak_rss", "median", "numpy"), "<=", 120)
-    seen = measures["train_peak_rss"].get("torch_imported", [])
-    rows.append({"target": "torch never imported by the numpy training run", "value": any(seen), "op": "==",
-                 "threshold": False, "met": bool(seen) and not any(seen)})
-    for key, base in (("startup_torch_no_step", "`import torch`"), ("startup_torch_plot", "its imports")):
-        for who in measures.get(key, {}).get("ratio", {}):
-            add(f"`bigram --backend {who}` wall / {base} wall", 1 / get(key, "ratio", who), "<=", 1.3)
-    for b in measures.get("train_slope_loaded", {}).get("ratio", {}):
-        add(f"CLI training slope with {cfg.slope_busy_cores} core(s) busy vs lecture ({b})",
+        add(f"generate_{mid}", f"generation {mid:,} tokens vs lecture ({b})", get(f"generate_{mid}", "ratio", b),
+            ">=", 40 if b == "numpy" else 20)
+        add(f"generate_{hi}", f"per-token cost at {hi:,} / at {lo:,} ({b})", per_token(b, lo, hi), "<=", 1.5)
+    big = f"encode_{cfg.big_corpus_mb}MB"
+    add(big, f"encode {cfg.big_corpus_mb}MB vs lecture", get(big, "ratio", "bigram"), ">=", 20)
+    mem, corpus_mb = get(f"encode_memory_{cfg.big_corpus_mb}MB", "median", "bigram"), measures.get(big, {}).get(
+        "corpus_mb")
+    add(big, f"encode {cfg.big_corpus_mb}MB peak extra memory / corpus bytes",
+        None if mem is None else mem / corpus_mb, "<=", 2)
+    add("startup_help", "bigram --help seconds", get("startup_help", "median", "bigram"), "<=", 0.5)
+    add("train_peak_rss", "numpy training peak RSS MB", get("train_peak_rss", "median", "numpy"), "<=", 120)
+    if "train_peak_rss" in measures:
+        seen = measures["train_peak_rss"].get("torch_imported", [])
+        rows.append({"target": "torch never imported by the numpy training run", "value": any(seen), "op": "==",
+                     "threshold": False, "met": (not any(seen)) if seen else None})
+    no_step = measures.get("startup_torch_no_step", {}).get("ratio", {})
+    for cmd in NO_STEP_COMMANDS:
+        ratio = no_step.get(f"torch {cmd}")
+        add("startup_torch_no_step", f"`bigram --backend torch {cmd}` wall / `import torch` wall",
+            None if ratio is None else 1 / ratio, "<=", 1.3)
+    for b in backends:
+        add("train_slope_loaded", f"CLI training slope with {cfg.slope_busy_cores} core(s) busy vs lecture ({b})",
             get("train_slope_loaded", "ratio", b), ">=", 15)
     return rows
 
@@ -763,13 +935,23 @@ def _threads_note(config: dict) -> str:
     return f"bigram's own default (by the work), the lecture {config.get('baseline_threads', 1)}"
 
 
+def describe_run(meta: dict) -> str:
+    """One line: the command, rounds, threads, versions and machine of a report (this format or an older one)."""
+    v, mach = meta.get("versions", meta), meta.get("machine")
+    mach = mach if isinstance(mach, dict) else meta
+    libs = ", ".join(f"{k} {v[k]}" for k in ("numpy", "torch", "jax") if v.get(k))
+    load = mach.get("load_avg") or []
+    commit = meta.get("commit") or {}
+    at = f"; commit {commit['sha'][:10]}{' (modified)' if commit.get('dirty') else ''}" if commit.get("sha") else ""
+    return (f"Command: `{meta.get('command')}` - {meta.get('config', {}).get('rounds')} interleaved rounds, medians; "
+            f"torch threads {_threads_note(meta.get('config', {}))}; Python {v.get('python')}, {libs}, "
+            f"{mach.get('cpus')} CPUs, load average at end {', '.join(f'{x:.1f}' for x in load)}{at}.")
+
+
 def to_markdown(report: dict) -> str:
     """The report as markdown: one row per measure and contestant, then the targets."""
-    meta = report["meta"]
     lines = [
-        f"Command: `{meta['command']}` - {meta['config']['rounds']} interleaved rounds, medians; "
-        f"torch threads {_threads_note(meta['config'])}; Python {meta['python']}, NumPy {meta['numpy']}, "
-        f"torch {meta['torch']}, {meta['cpus']} CPUs, load average at end {', '.join(f'{x:.1f}' for x in meta['load_avg'])}.",
+        describe_run(report["meta"]),
         "",
         "| measure | unit | lecture | bigram | which | × lecture |",
         "|---|---|---:|---:|---|---:|",
@@ -781,6 +963,6 @@ def to_markdown(report: dict) -> str:
                          f"{_fmt(ratio)} |")
     lines += ["", "| target | value | needed | met |", "|---|---:|---:|---|"]
     for t in report["targets"]:
-        lines.append(f"| {t['target']} | {_fmt(t['value'])} | {t['op']} {_fmt(t['threshold'])} | "
-                     f"{'yes' if t['met'] else '**no**'} |")
+        met = "-" if t["met"] is None else "yes" if t["met"] else "**no**"
+        lines.append(f"| {t['target']} | {_fmt(t['value'])} | {t['op']} {_fmt(t['threshold'])} | {met} |")
     return "\n".join(lines) + "\n"
