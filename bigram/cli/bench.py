@@ -16,33 +16,77 @@ from bigram.cli.common import print_json, state
 def bench(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, "--json", help="Print the report as one JSON object on stdout."),
-    quick: bool = typer.Option(False, "--quick", help="Small sizes: seconds, not minutes (figures not decisive)."),
+    quick: bool = typer.Option(False, "--quick", help="Small sizes: under a minute, not minutes (figures not decisive)."),
     data: Optional[Path] = typer.Option(None, "--data", help="UTF-8 text file (default: Tiny Shakespeare, cached)."),
     rounds: Optional[int] = typer.Option(None, "--rounds", help="Interleaved rounds (default 5); medians over them."),
+    backends: Optional[str] = typer.Option(
+        None, "--backends", help="Comma-separated backends to time, or 'all' installed. Default: numpy,torch."),
+    measures: Optional[str] = typer.Option(
+        None, "--measures", help="Comma-separated groups to run (train, optimum, generate, encode, count, startup, "
+        "slope). Default: all."),
     report_to: Optional[Path] = typer.Option(
         None, "--report", metavar="PREFIX", help="Also write the report to PREFIX.json and PREFIX.md."
     ),
+    compare_to: Optional[Path] = typer.Option(
+        None, "--compare", metavar="OLD.json", help="Compare with a saved report (rerunning its settings); "
+        "exit 1 if any figure is worse by more than --threshold."),
+    against: Optional[Path] = typer.Option(
+        None, "--against", metavar="NEW.json", help="With --compare: compare with this saved report, run nothing."),
+    threshold: float = typer.Option(0.10, "--threshold", help="With --compare: how much worse is a regression "
+                                    "(0.10 = 10%; rates lower, seconds and MB higher)."),
     out_old: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Deprecated: --report."),
 ) -> None:
     """Benchmark training, generation, encoding, counting and start-up against the lecture's code.
 
     bigram runs on its own default threads, as users run it; `--threads N` (a root option) pins both sides to N.
+    `--compare OLD.json` exits 1 when a figure regressed, 2 on bad input.
     """
     from bigram.cli.common import renamed
 
     report_to = renamed(ctx, "--out", out_old, "--report", "report_to")
     from bigram.bench import BenchConfig, run_bench, to_markdown
+    from bigram.bench import compare as cmp
+    from bigram.core.errors import BigramError
 
-    cfg = BenchConfig.from_options(quick=quick, data=str(data) if data else None, threads=state(ctx).threads,
-                                   rounds=rounds)
-    report = run_bench(cfg)
-    md = to_markdown(report)
-    if report_to is not None:
-        write_report(report, md, report_to)
-    if json_out:
-        print_json(report)
+    options = dict(rounds=rounds, backends=backends, measures=measures, threads=state(ctx).threads,
+                   data=str(data) if data else None)
+    if against is not None and compare_to is None:
+        raise BigramError("--against NEW.json needs --compare OLD.json; e.g. bigram bench --compare old.json "
+                          "--against new.json")
+    cmp.check_threshold(threshold)
+    old = cmp.load_report(compare_to) if compare_to is not None else None
+    if against is not None:
+        new = cmp.load_report(against)
     else:
-        sys.stdout.write(md)
+        cfg = _config(old, quick, options) if old is not None else BenchConfig.from_options(quick=quick, **options)
+        new = run_bench(cfg)
+        if report_to is not None:
+            write_report(new, to_markdown(new), report_to)
+    if old is None:
+        _emit(new if json_out else to_markdown(new))
+        return
+    rows = cmp.compare(old, new, threshold)
+    _emit(cmp.to_json(rows, threshold) if json_out else cmp.to_markdown(rows, threshold, old, new))
+    if cmp.regressions(rows):
+        print(f"bench: {cmp.summary(rows, threshold)}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _emit(out) -> None:
+    """A dict as one JSON object (--json), text as it is."""
+    print_json(out) if isinstance(out, dict) else sys.stdout.write(out)
+
+
+def _config(old: dict, quick: bool, options: dict):
+    """OLD's settings (sizes, rounds, backends, measures, threads, corpus), with the options given on top."""
+    from bigram.bench import BenchConfig
+    from bigram.core.errors import BigramError
+
+    cfg = BenchConfig.from_saved(old.get("meta", {}).get("config", {}))
+    if quick and not cfg.quick:
+        raise BigramError("--quick: the report to compare with is a full run, so the comparison reruns its "
+                          "full sizes; drop --quick, or compare with a report of `bigram bench --quick`")
+    return cfg.override(**options)
 
 
 def write_report(report: dict, md: str, prefix: Path) -> None:
@@ -54,5 +98,8 @@ def write_report(report: dict, md: str, prefix: Path) -> None:
 
     from bigram.core.safefs import write_file_atomic
 
-    write_file_atomic(Path(f"{prefix}.json"), (json.dumps(report, indent=1, default=str) + "\n").encode())
+    from bigram.core.metrics import json_safe
+
+    text = json.dumps(json_safe(report), indent=1, default=str, allow_nan=False)  # NaN -> null: standard JSON
+    write_file_atomic(Path(f"{prefix}.json"), (text + "\n").encode())
     write_file_atomic(Path(f"{prefix}.md"), md.encode())
