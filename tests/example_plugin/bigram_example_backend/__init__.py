@@ -12,10 +12,16 @@ A genuinely different formulation from bigram's NumPy reference, so that
 
 Everything runs in the requested dtype (float32 or float64) on the CPU;
 einsum(optimize=True) hands the products to BLAS.
+
+BIGRAM_EXAMPLE_SLOW_S=0.001 (seconds, read when a model is created) adds a
+sleep to every training step and every generate call: a deliberately slowed
+backend, for showing that `bigram bench --compare` flags a regression.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -26,6 +32,19 @@ from bigram.core.hookspecs import hookimpl
 from bigram.core.sampling import sample_chain
 
 __version__ = "0.1.0"
+SLOW_ENV = "BIGRAM_EXAMPLE_SLOW_S"
+
+
+def slowdown() -> float:
+    """The seconds $BIGRAM_EXAMPLE_SLOW_S asks to add to each step and generate call (0 when unset)."""
+    raw = os.environ.get(SLOW_ENV, "").strip()
+    try:
+        value = float(raw) if raw else 0.0
+    except ValueError:
+        value = -1.0
+    if not (0 <= value < 60):
+        raise BigramError(f"{SLOW_ENV}={raw!r} is not a number of seconds in [0, 60); e.g. {SLOW_ENV}=0.001")
+    return value
 
 
 def onehot(ids, V, dtype):
@@ -47,6 +66,7 @@ class EinsumBigram:
         self.vocab_size = self.W.shape[0]
         self.cfg = optim
         self.m, self.v, self.t = np.zeros_like(self.W), np.zeros_like(self.W), 0
+        self.slow_s = slowdown()
 
     def forward(self, idx, targets=None):
         X = onehot(idx, self.vocab_size, self.W.dtype)  # (B,T,V)
@@ -70,6 +90,8 @@ class EinsumBigram:
         return g["loss"], g["dW"]
 
     def train_step(self, idx, targets):
+        if self.slow_s:
+            time.sleep(self.slow_s)
         loss, g = self.loss_and_grad(idx, targets)
         c = self.cfg
         self.t += 1
@@ -101,6 +123,8 @@ class EinsumBigram:
         return np.exp(log_softmax(logits))
 
     def generate(self, idx, coins, temperature=1.0, top_k=None):
+        if self.slow_s:
+            time.sleep(self.slow_s)
         return sample_chain(self.next_token_probs(temperature, top_k), np.asarray(idx), coins)
 
     def get_state(self):
