@@ -16,7 +16,7 @@ from bigram.cli.common import print_json, state
 def bench(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, "--json", help="Print the report as one JSON object on stdout."),
-    quick: bool = typer.Option(False, "--quick", help="Small sizes: under a minute, not minutes (figures not decisive)."),
+    quick: bool = typer.Option(False, "--quick", help="Small sizes, about a minute: checks it all runs (figures not decisive)."),
     data: Optional[Path] = typer.Option(None, "--data", help="UTF-8 text file (default: Tiny Shakespeare, cached)."),
     rounds: Optional[int] = typer.Option(None, "--rounds", help="Interleaved rounds (default 5); medians over them."),
     backends: Optional[str] = typer.Option(
@@ -32,8 +32,8 @@ def bench(
         "exit 1 if any figure is worse by more than --threshold."),
     against: Optional[Path] = typer.Option(
         None, "--against", metavar="NEW.json", help="With --compare: compare with this saved report, run nothing."),
-    threshold: float = typer.Option(0.10, "--threshold", help="With --compare: how much worse is a regression "
-                                    "(0.10 = 10%; rates lower, seconds and MB higher)."),
+    threshold: float = typer.Option(0.10, "--threshold", help="With --compare: how much worse is a regression, "
+                                    "as a factor (0.10: 1.1x, a rate lower or seconds and MB higher)."),
     out_old: Optional[Path] = typer.Option(None, "--out", hidden=True, help="Deprecated: --report."),
 ) -> None:
     """Benchmark training, generation, encoding, counting and start-up against the lecture's code.
