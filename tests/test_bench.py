@@ -216,7 +216,16 @@ def test_cli_compare_two_files_exits_1_on_regression_else_0(tmp_path):
     code, out, _ = run_cli(["bench", "--compare", old, "--against", new, "--threshold", "0.2"])
     assert code == 0 and "No regression: none of 1 figures is worse by more than 20%." in out
     code, out, _ = run_cli(["bench", "--compare", old, "--against", new, "--json"])
-    assert code == 1 and json.loads(out)["regressions"] == 1
+    assert code == 1 and json.loads(out)["regressions"] == 1 and json.loads(out)["differing_settings"] == []
+
+
+def test_compare_says_when_the_runs_measured_different_work(tmp_path):
+    a, b = synthetic(train={"numpy": 1}), synthetic(train={"numpy": 1})
+    a["meta"]["config"].update(quick=False, gen_tokens=[1000], rounds=5)
+    b["meta"]["config"].update(quick=True, gen_tokens=[10], rounds=3)
+    code, out, _ = run_cli(["bench", "--compare", _saved(tmp_path, "a.json", a),
+                            "--against", _saved(tmp_path, "b.json", b)])
+    assert code == 0 and "Note: the runs differ in gen_tokens, quick: " in out  # rounds: noise, not work
 
 
 @pytest.mark.parametrize("content, why", [

@@ -143,10 +143,22 @@ def _change(r: Row) -> str:
     return f"{factor:.2f}x worse" if factor > 1 else f"{1 / factor:.2f}x better" if factor > 0 else "better"
 
 
+SIZE_FIELDS_IGNORED = ("rounds", "backends", "measures", "threads", "data")  # they change rows or noise, not sizes
+
+
+def differing_settings(old: dict, new: dict) -> list[str]:
+    """The saved settings (sizes, --quick) in which two reports differ: their figures measure different work."""
+    a, b = old.get("meta", {}).get("config", {}), new.get("meta", {}).get("config", {})
+    return sorted(k for k in a.keys() & b.keys() if k not in SIZE_FIELDS_IGNORED and a[k] != b[k])
+
+
 def to_markdown(rows: list[Row], threshold: float, old: dict, new: dict) -> str:
+    differ = differing_settings(old, new)
     lines = [
         f"Before: {describe_run(old.get('meta', {}))}",
         f"After: {describe_run(new.get('meta', {}))}",
+        *([f"Note: the runs differ in {', '.join(differ)}: their figures measure different work, compare runs "
+           "of the same settings."] if differ else []),
         "",
         "| measure | unit | who | before | after | after / before | change | verdict |",
         "|---|---|---|---:|---:|---:|---|---|",
@@ -168,6 +180,7 @@ def summary(rows: list[Row], threshold: float) -> str:
     return f"{len(bad)} regression(s) worse by more than {threshold:.0%}: {names}."
 
 
-def to_json(rows: list[Row], threshold: float) -> dict:
+def to_json(rows: list[Row], threshold: float, old: dict, new: dict) -> dict:
     return {"threshold": threshold, "regressions": len(regressions(rows)),
+            "differing_settings": differing_settings(old, new),
             "rows": [{**asdict(r), "ratio": r.ratio} for r in rows]}

@@ -16,7 +16,8 @@ from bigram.cli.common import print_json, state
 def bench(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, "--json", help="Print the report as one JSON object on stdout."),
-    quick: bool = typer.Option(False, "--quick", help="Small sizes, about a minute: checks it all runs (figures not decisive)."),
+    quick: bool = typer.Option(False, "--quick",
+                               help="Small sizes, about a minute: checks it all runs (figures not decisive)."),
     data: Optional[Path] = typer.Option(None, "--data", help="UTF-8 text file (default: Tiny Shakespeare, cached)."),
     rounds: Optional[int] = typer.Option(None, "--rounds", help="Interleaved rounds (default 5); medians over them."),
     backends: Optional[str] = typer.Option(
@@ -66,7 +67,7 @@ def bench(
         _emit(new if json_out else to_markdown(new))
         return
     rows = cmp.compare(old, new, threshold)
-    _emit(cmp.to_json(rows, threshold) if json_out else cmp.to_markdown(rows, threshold, old, new))
+    _emit(cmp.to_json(rows, threshold, old, new) if json_out else cmp.to_markdown(rows, threshold, old, new))
     if cmp.regressions(rows):
         print(f"bench: {cmp.summary(rows, threshold)}", file=sys.stderr)
         raise typer.Exit(1)
