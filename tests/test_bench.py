@@ -249,6 +249,7 @@ def test_cli_compare_refuses_bad_reports_in_one_line(tmp_path, content, why):
 @pytest.mark.parametrize("argv, why", [
     (["--compare", "missing.json"], "cannot read the bench report 'missing.json'"),
     (["--against", "x.json"], "--against NEW.json needs --compare OLD.json"),
+    (["--compare", "a.json", "--against", "b.json", "--report", "r"], "with --against nothing runs"),
     (["--backends", "numpy,nope"], "--backends: unknown backend 'nope'; installed: "),
     (["--backends", "numpy,numpy"], "name each backend once"),
     (["--measures", "train,speed"], "--measures 'train,speed': unknown 'speed'"),

@@ -54,6 +54,9 @@ def bench(
     if against is not None and compare_to is None:
         raise BigramError("--against NEW.json needs --compare OLD.json; e.g. bigram bench --compare old.json "
                           "--against new.json")
+    if against is not None and report_to is not None:
+        raise BigramError("--report saves a run, and with --against nothing runs; drop --report (NEW.json is "
+                          "already saved)")
     cmp.check_threshold(threshold)
     old = cmp.load_report(compare_to) if compare_to is not None else None
     if against is not None:
