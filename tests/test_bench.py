@@ -307,13 +307,13 @@ def test_a_slowed_backend_is_flagged_by_a_real_run(shakespeare_path, tmp_path, m
     from bigram.cli.bench import write_report
 
     threads = torch.get_num_threads()
-    cfg = tiny_config(shakespeare_path, ("numpy", "example"), measures=("generate",), rounds=3,
+    cfg = tiny_config(shakespeare_path, ("numpy", "example"), measures=("generate",), rounds=5,
                       gen_tokens=(20, 40, 60), baseline_gen_max=40)
     base = run_bench(cfg, log=lambda msg: None)
     write_report(base, to_markdown(base), tmp_path / "base")
-    monkeypatch.setenv("BIGRAM_EXAMPLE_SLOW_S", "0.05")  # ~50x a 60-token generate call
-    try:
-        code, out, err = run_cli(["bench", "--compare", tmp_path / "base.json", "--threshold", "3"])
+    monkeypatch.setenv("BIGRAM_EXAMPLE_SLOW_S", "0.05")  # hundreds of times a 60-token generate call
+    try:  # a threshold far above the noise of a loaded machine (11x slower), far below the slowdown
+        code, out, err = run_cli(["bench", "--compare", tmp_path / "base.json", "--threshold", "10"])
     finally:
         torch.set_num_threads(threads)
     assert code == 1, err
