@@ -444,3 +444,15 @@ def importlib_has(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def test_benchmarks_run_py_takes_the_same_options_and_refuses_bad_ones(capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", Path(__file__).parents[1] / "benchmarks" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    assert run.main(["--quick", "--backends", "numpy,nope"]) == 2
+    assert "--backends: unknown backend 'nope'" in capsys.readouterr().err
+    assert run.main(["--quick", "--measures", "slope,warp"]) == 2
+    assert "unknown 'warp'" in capsys.readouterr().err
