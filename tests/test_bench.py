@@ -268,7 +268,11 @@ def test_saved_config_must_be_a_bench_config():
     from bigram.core.errors import BigramError
 
     assert BenchConfig.from_saved({"rounds": 3, "future_field": 1}).rounds == 3  # unknown fields: a newer report
-    for bad in ({"rounds": "five"}, {"rounds": 0}, {"gen_tokens": "1000"}, {"quick": 1}):
+    with pytest.raises(BigramError, match="unknown 'warp'"):
+        BenchConfig.from_saved({"measures": ["warp"]})
+    for bad in ({"rounds": "five"}, {"rounds": 0}, {"gen_tokens": "1000"}, {"gen_tokens": [0]}, {"quick": 1},
+                {"backends": [1]}, {"train_steps": {"b32": [1, 2]}}, {"train_steps": {"b32": [1], "b512": [1, 1]}},
+                {"opt_tolerance": -1}, {"threads": 1.5}, {"data": 3}):
         with pytest.raises(BigramError, match="not a bench setting"):
             BenchConfig.from_saved(bad)
 

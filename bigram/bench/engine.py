@@ -98,19 +98,10 @@ class BenchConfig:
 
         cfg, kw = cls(), {}
         for f in fields(cls):
-            if f.name not in config:
-                continue
-            v, default = config[f.name], getattr(cfg, f.name)
-            if isinstance(default, tuple) and isinstance(v, list):
-                v = tuple(v)
-            if isinstance(default, dict) and isinstance(v, dict):  # train_steps, slope_steps: name -> (n0, n1)
-                v = {k: tuple(x) if isinstance(x, list) else x for k, x in v.items()}
-            ok = (type(v) is type(default) or (default is None and (v is None or isinstance(v, (str, int))))
-                  or (isinstance(default, float) and type(v) is int))
-            if not ok or (f.name in ("rounds", "threads") and v is not None and v < 1):
-                raise BigramError(f"the saved report's config has {f.name} = {v!r}, not a bench setting; "
-                                  "compare against a report written by `bigram bench --report`")
-            kw[f.name] = v
+            if f.name in config:
+                kw[f.name] = _saved_field(f.name, config[f.name], getattr(cfg, f.name))
+        if "measures" in kw and kw["measures"]:
+            parse_measures(",".join(kw["measures"]))
         return cls(**kw)
 
     @classmethod
@@ -122,6 +113,37 @@ class BenchConfig:
 
     def lecture_threads(self) -> int:
         return self.threads or self.baseline_threads
+
+
+def _saved_field(name: str, v, default):
+    """One field of a saved config, checked against the type of its default: a tampered report is a
+    BigramError here, not a traceback (or a division by zero) in the middle of a run."""
+    from bigram.core.errors import BigramError
+
+    def count(x, least=1) -> bool:
+        return type(x) is int and x >= least
+
+    if isinstance(default, tuple) and isinstance(v, list):
+        v = tuple(v)
+    if isinstance(default, dict) and isinstance(v, dict):  # train_steps, slope_steps: name -> (n0, n1)
+        v = {k: tuple(x) if isinstance(x, list) else x for k, x in v.items()}
+    if isinstance(default, bool):
+        ok = type(v) is bool
+    elif isinstance(default, float):
+        ok = type(v) in (int, float) and math.isfinite(v) and v > 0
+    elif isinstance(default, int):
+        ok = count(v, 0 if name == "slope_busy_cores" else 1)
+    elif isinstance(default, tuple):
+        ok = type(v) is tuple and all(isinstance(x, str) if name in ("backends", "measures") else count(x) for x in v)
+    elif isinstance(default, dict):
+        ok = type(v) is dict and v.keys() == default.keys() and all(
+            type(x) is tuple and len(x) == 2 and count(x[0]) and count(x[1]) for x in v.values())
+    else:  # data (a path or None), threads (None or a count)
+        ok = v is None or (isinstance(v, str) if name == "data" else count(v))
+    if not ok:
+        raise BigramError(f"the saved report's config has {name} = {v!r}, not a bench setting; compare "
+                          "against a report written by `bigram bench --report`")
+    return v
 
 
 DEFAULT_BACKENDS = ("numpy", "torch")  # bigram's own; third-party ones only when named or with --backends all
