@@ -217,6 +217,10 @@ def test_cli_compare_two_files_exits_1_on_regression_else_0(tmp_path):
     assert code == 0 and "No regression: none of 1 figures is worse by more than 20%." in out
     code, out, _ = run_cli(["bench", "--compare", old, "--against", new, "--json"])
     assert code == 1 and json.loads(out)["regressions"] == 1 and json.loads(out)["differing_settings"] == []
+    odd = synthetic(train={"numpy": 1000})
+    odd["meta"].update(config=5, machine=[1], versions="x", commit={"sha": 7}, command=None)  # tampered meta: shown
+    code, out, _ = run_cli(["bench", "--compare", _saved(tmp_path, "odd.json", odd), "--against", new])
+    assert code == 1 and "Before: Command: `None` - None interleaved rounds" in out
 
 
 def test_compare_says_when_the_runs_measured_different_work(tmp_path):
@@ -235,6 +239,7 @@ def test_compare_says_when_the_runs_measured_different_work(tmp_path):
     (b'[1, 2]', "not a JSON object"),
     (b'{"measures": {"train": {"median": {"numpy": "fast"}, "higher_is_better": true}}}', "is not a number"),
     (b'{"measures": {}}', "no measures"),
+    (b"[" * 100_000, "nested too deeply"),
 ])
 def test_cli_compare_refuses_bad_reports_in_one_line(tmp_path, content, why):
     bad = tmp_path / "bad.json"
@@ -270,6 +275,8 @@ def test_saved_config_must_be_a_bench_config():
     assert BenchConfig.from_saved({"rounds": 3, "future_field": 1}).rounds == 3  # unknown fields: a newer report
     with pytest.raises(BigramError, match="unknown 'warp'"):
         BenchConfig.from_saved({"measures": ["warp"]})
+    with pytest.raises(BigramError, match="has no settings"):
+        BenchConfig.from_saved(5)
     for bad in ({"rounds": "five"}, {"rounds": 0}, {"gen_tokens": "1000"}, {"gen_tokens": [0]}, {"quick": 1},
                 {"backends": [1]}, {"train_steps": {"b32": [1, 2]}}, {"train_steps": {"b32": [1], "b512": [1, 1]}},
                 {"opt_tolerance": -1}, {"threads": 1.5}, {"data": 3}):

@@ -59,6 +59,9 @@ def load_report(path: Path | str) -> dict:
                           "`bigram bench --report PREFIX`") from None
     try:
         report = json.loads(text)
+    except RecursionError:
+        raise BigramError(f"{str(p)!r} is nested too deeply to be a bench report; pass a PREFIX.json written by "
+                          "`bigram bench --report PREFIX`") from None
     except ValueError as e:
         raise BigramError(f"{str(p)!r} is not JSON ({e}); pass a PREFIX.json written by "
                           "`bigram bench --report PREFIX`") from None
@@ -148,7 +151,9 @@ SIZE_FIELDS_IGNORED = ("rounds", "backends", "measures", "threads", "data")  # t
 
 def differing_settings(old: dict, new: dict) -> list[str]:
     """The saved settings (sizes, --quick) in which two reports differ: their figures measure different work."""
-    a, b = old.get("meta", {}).get("config", {}), new.get("meta", {}).get("config", {})
+    a, b = (r.get("meta", {}).get("config") for r in (old, new))
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return []
     return sorted(k for k in a.keys() & b.keys() if k not in SIZE_FIELDS_IGNORED and a[k] != b[k])
 
 

@@ -96,6 +96,9 @@ class BenchConfig:
         """
         from bigram.core.errors import BigramError
 
+        if not isinstance(config, dict):
+            raise BigramError("the saved report has no settings (meta.config) to rerun; compare two saved reports "
+                              "with --against NEW.json, or against a report written by `bigram bench --report`")
         cfg, kw = cls(), {}
         for f in fields(cls):
             if f.name in config:
@@ -958,15 +961,21 @@ def _threads_note(config: dict) -> str:
 
 
 def describe_run(meta: dict) -> str:
-    """One line: the command, rounds, threads, versions and machine of a report (this format or an older one)."""
-    v, mach = meta.get("versions", meta), meta.get("machine")
-    mach = mach if isinstance(mach, dict) else meta
-    libs = ", ".join(f"{k} {v[k]}" for k in ("numpy", "torch", "jax") if v.get(k))
-    load = mach.get("load_avg") or []
-    commit = meta.get("commit") or {}
-    at = f"; commit {commit['sha'][:10]}{' (modified)' if commit.get('dirty') else ''}" if commit.get("sha") else ""
-    return (f"Command: `{meta.get('command')}` - {meta.get('config', {}).get('rounds')} interleaved rounds, medians; "
-            f"torch threads {_threads_note(meta.get('config', {}))}; Python {v.get('python')}, {libs}, "
+    """One line: the command, rounds, threads, versions and machine of a report (this format or an older one,
+    or a tampered one: what is missing or of the wrong type is left out)."""
+    def obj(x) -> dict:
+        return x if isinstance(x, dict) else {}
+
+    meta = obj(meta)
+    v, mach, config, commit = (obj(meta.get("versions", meta)), obj(meta.get("machine")) or meta,
+                               obj(meta.get("config")), obj(meta.get("commit")))
+    libs = "".join(f", {k} {v[k]}" for k in ("numpy", "torch", "jax") if v.get(k))
+    load = mach.get("load_avg")
+    load = [x for x in load if isinstance(x, (int, float))] if isinstance(load, list) else []
+    sha = commit.get("sha")
+    at = f"; commit {sha[:10]}{' (modified)' if commit.get('dirty') else ''}" if isinstance(sha, str) else ""
+    return (f"Command: `{meta.get('command')}` - {config.get('rounds')} interleaved rounds, medians; "
+            f"torch threads {_threads_note(config)}; Python {v.get('python')}{libs}, "
             f"{mach.get('cpus')} CPUs, load average at end {', '.join(f'{x:.1f}' for x in load)}{at}.")
 
 
