@@ -135,7 +135,7 @@ def _saved_field(name: str, v, default):
     elif isinstance(default, float):
         ok = type(v) in (int, float) and math.isfinite(v) and v > 0
     elif isinstance(default, int):
-        ok = count(v, 0 if name == "slope_busy_cores" else 1)
+        ok = count(v, 0 if name in ("slope_busy_cores", "baseline_gen_max") else 1)
     elif isinstance(default, tuple):
         ok = type(v) is tuple and all(isinstance(x, str) if name in ("backends", "measures") else count(x) for x in v)
     elif isinstance(default, dict):
