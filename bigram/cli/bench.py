@@ -17,7 +17,7 @@ def bench(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, "--json", help="Print the report as one JSON object on stdout."),
     quick: bool = typer.Option(False, "--quick",
-                               help="Small sizes, about a minute: checks it all runs (figures not decisive)."),
+                               help="Small sizes, a minute or two: checks it all runs (figures not decisive)."),
     data: Optional[Path] = typer.Option(None, "--data", help="UTF-8 text file (default: Tiny Shakespeare, cached)."),
     rounds: Optional[int] = typer.Option(None, "--rounds", help="Interleaved rounds (default 5); medians over them."),
     backends: Optional[str] = typer.Option(
