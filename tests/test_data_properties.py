@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,9 +81,47 @@ def test_batches_stay_inside_their_split(n, B, T, seed):
 
 
 def test_batcher_refuses_a_split_shorter_than_a_window():
-    import pytest
-
     from bigram.core.errors import BigramError
 
     with pytest.raises(BigramError, match="block-size"):
         Batcher(np.arange(4), 2, 4, 0)
+
+
+def wide_text(n_chars: int, length: int, seed: int = 0) -> str:
+    """Every one of n_chars characters (from U+0100 up, surrogates skipped, astral ones past
+    65,280 of them), then `length` random ones: ids need uint16 past 256 and uint32 past 65,536."""
+    codes = [c for c in range(0x100, 0x100 + n_chars + 0x800) if not 0xD800 <= c < 0xE000][:n_chars]
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, n_chars, length)
+    return "".join(map(chr, codes)) + "".join(chr(codes[i]) for i in picks)
+
+
+@pytest.mark.parametrize("n_chars,dtype", [(300, "uint16"), (65_600, "uint32")])
+def test_prepared_batches_equal_text_batches_for_wide_ids(tmp_path, n_chars, dtype):
+    """A prepared split is read with pread at byte offsets: with 2- and 4-byte ids each window
+    must be the one the text file's batcher gathers (and the text itself holds there)."""
+    from bigram.core.fast import CountsStream
+    from bigram.core.prepare import prepare
+
+    text = wide_text(n_chars, 3000)
+    path = tmp_path / "wide.txt"
+    path.write_text(text, encoding="utf-8")
+    prepare(path, tmp_path / "prep")
+    plain, prepped = Corpus.load(path), Corpus.load(tmp_path / "prep")
+    assert prepped.vocab_size == plain.vocab_size == n_chars and prepped.train.dtype == np.dtype(dtype)
+    n_train = int(TRAIN_FRACTION * len(text))
+    for split, base in (("train", 0), ("val", n_train)):
+        a, b = (Batcher(c.split(split), 16, 7, 1234) for c in (plain, prepped))
+        assert b._fd is not None  # the prepared split really goes through pread (a private detail, checked)
+        for _ in range(3):
+            (xa, ya), (xb, yb) = a.get_batch(), b.get_batch()
+            assert np.array_equal(xa, xb) and np.array_equal(ya, yb), split
+        offsets = a.offsets(4)  # (S,B) as the training loop gathers them
+        wa, wb = a.windows(offsets), b.windows(offsets)
+        assert all(np.array_equal(p, q) for p, q in zip(wa, wb))
+        dec = prepped.tokenizer.decode
+        assert [dec(r) for r in wb[0].reshape(-1, 7)] == [text[base + s:base + s + 7] for s in offsets.ravel()]
+    if dtype == "uint16":  # the loop's counts (V*V cells: only for the smaller vocabulary)
+        sa, sb = (CountsStream(Batcher(c.train, 8, 5, 7), n_chars, "float64") for c in (plain, prepped))
+        for _ in range(3):
+            assert np.array_equal(sa()[0], sb()[0])
