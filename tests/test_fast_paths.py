@@ -258,6 +258,49 @@ def test_sample_chain_equals_searchsorted_reference(V, n, seed):
     np.testing.assert_array_equal(sample_chain(probs, idx, coins), reference_chain(probs, idx, coins))
 
 
+def first_above(cdf_row, u) -> int:
+    """The inverse CDF spelled out: the first j with u < cdf[j] (the last token if none is)."""
+    return next((j for j, c in enumerate(cdf_row) if u < c), len(cdf_row) - 1)
+
+
+@settings(max_examples=40)
+@given(V=st.integers(2, 12), B=st.sampled_from([1, 3]), n=st.integers(1, 30), seed=st.integers(0, 2**31 - 1))
+def test_sample_chain_at_exact_cdf_boundaries_never_draws_a_zero(V, B, n, seed):
+    """Coins that land exactly on a cumulative sum, in the single-row (B=1) and batched paths:
+    the pick is the token after the boundary, and a token of probability 0 is never drawn."""
+    rng = np.random.default_rng(seed)
+    probs = rng.integers(0, 4, (V, V)).astype(np.float64)  # small integers: every cumulative sum exact
+    probs[:, rng.integers(0, V)] = 0.0  # a column nobody may draw
+    probs[np.arange(V), (np.arange(V) + 1 + rng.integers(0, V - 1)) % V] += 1  # each row keeps some mass
+    cdf = np.cumsum(probs, axis=1)  # (V,V)
+    total = cdf[:, -1]  # (V,)
+    idx = rng.integers(0, V, (B, 1))
+    # each coin a boundary of its row's cdf (cdf[j] / total, exact in binary when total is 1, 2, 4, ...),
+    # or a random one; the rows are only known as the chain goes, so boundaries of every row are mixed in
+    bounds = (cdf / total[:, None]).ravel()
+    coins = np.where(rng.random((B, n)) < 0.7, rng.choice(bounds, (B, n)), rng.random((B, n)))
+    coins = np.minimum(coins, np.nextafter(1.0, 0.0))  # coins are in [0, 1)
+    out = sample_chain(probs, idx, coins)
+    for b in range(B):
+        last = int(idx[b, 0])
+        for t in range(n):
+            want = first_above(cdf[last].tolist(), coins[b, t] * total[last])
+            assert out[b, 1 + t] == want, (b, t)
+            assert probs[last, want] > 0, "a zero-probability token was drawn"
+            last = want
+
+
+def test_sample_chain_boundary_picks_in_both_paths():
+    """cdf 0, .25, .5, .5, 1: coin 0 must skip token 0, coin .5 must skip tokens 2 and 3."""
+    probs = np.array([[0.0, 0.25, 0.25, 0.0, 0.5]] * 5)  # (V,V) every row the same
+    coins = np.array([0.0, 0.25, 0.5, 0.75, 0.9999])
+    want = [1, 2, 4, 4, 4]
+    one = [int(sample_chain(probs, np.zeros((1, 1), dtype=np.int64), np.array([[c]]))[0, 1]) for c in coins]
+    assert one == want  # the single-row path (bisect)
+    assert sample_chain(probs, np.zeros((5, 1), dtype=np.int64), coins[:, None])[:, 1].tolist() == want  # batched
+    assert sample_chain(probs, np.zeros((1, 1), dtype=np.int64), coins[None, :])[0, 1:].tolist() == want  # a chain
+
+
 def test_generation_is_the_same_text_on_both_backends(shakespeare):
     from bigram.core.sampling import draw_coins
 

@@ -222,6 +222,30 @@ def test_sampling_ties(name, dtype):
 
 @pytest.mark.parametrize("name", BACKENDS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sampling_at_exact_cdf_boundaries(name, dtype):
+    """Coins equal to cumulative sums pick the token after the boundary; probability-0 tokens never come.
+
+    A logit of -1e4 below the row max has probability exactly 0 (exp underflows in either
+    dtype) and equal logits share the rest exactly (1/2, 1/4), so every cumulative sum is exact.
+    """
+    require_dtype(name, dtype)
+    Z = -1e4
+    W = np.array([[Z, 0, 0, 0, 0],  # cdf 0, .25, .5, .75, 1
+                  [0, Z, Z, 0, Z],  # cdf .5, .5, .5, 1, 1
+                  [Z, 0, 0, 0, 0], [Z, 0, 0, 0, 0], [Z, 0, 0, 0, 0]], dtype=dtype)
+    model = make(name, W, dtype)
+    cases = [(0, 0.0, 1), (0, 0.25, 2), (0, 0.5, 3), (0, 0.75, 4), (1, 0.0, 0), (1, 0.5, 3), (1, 0.9999999, 3)]
+    starts = np.array([[s] for s, _, _ in cases])  # (7,1)
+    coins = np.array([[c] for _, c, _ in cases])  # (7,1)
+    want = [w for _, _, w in cases]
+    assert model.generate(starts, coins)[:, 1].tolist() == want  # the batched path
+    assert [int(model.generate(s[None], c[None])[0, 1]) for s, c in zip(starts, coins)] == want  # one row at a time
+    chain = model.generate(np.array([[1]]), np.array([[0.5, 0.0, 0.25, 0.0, 0.0, 0.75]]))
+    assert chain[0].tolist() == [1, 3, 1, 0, 1, 0, 4]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_huge_logits_stay_finite_and_exact(name, dtype):
     require_dtype(name, dtype)
     # Logits of +-4e4: exp() overflows in both dtypes unless softmax subtracts the row max.
