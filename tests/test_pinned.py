@@ -135,3 +135,22 @@ def test_default_run_reports_its_checkpoints_exact_losses(name, shakespeare, sha
     assert ev["val_loss"] == pytest.approx(r.val_loss, abs=1e-12)
     saved = json.loads((out / "config.json").read_text())["metrics"]
     assert (saved["train_loss"], saved["val_loss"]) == (r.train_loss, r.val_loss)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_seed_1337_sample_is_the_documented_chain(name, shakespeare):
+    """`generate --seed 1337` from the seed-1337 table: a newline, then each character by inverse CDF
+    of its predecessor's softmax row with coins from np.random.default_rng(1337), spelled out here."""
+    from bigram.core.generate import sample_text
+
+    W0 = streams(1337)[0].standard_normal((VOCAB, VOCAB)).astype(np.float32)
+    model = backend(name).create(W0, device="cpu")
+    got = sample_text(model, shakespeare.tokenizer, prompt=None, max_new_tokens=300, seed=1337)
+    chars = sorted(set(shakespeare.tokenizer.decode(np.arange(VOCAB))))
+    P = np.exp(W0.astype(np.float64) - W0.max(axis=1, keepdims=True))  # (V,V)
+    cdf = np.cumsum(P / P.sum(axis=1, keepdims=True), axis=1)  # (V,V)
+    seq = [chars.index("\n")]
+    for u in np.random.default_rng(1337).random(300):
+        row = cdf[seq[-1]]
+        seq.append(next((j for j, c in enumerate(row) if u * row[-1] < c), VOCAB - 1))
+    assert got == "".join(chars[i] for i in seq)
