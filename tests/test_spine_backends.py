@@ -92,3 +92,18 @@ def test_state_round_trips_through_every_backend(name):
     # one more identical step from the identical state
     assert abs(t.train_step(x, y) - m.train_step(x, y)) < 1e-6
     assert np.allclose(t.get_state()[WEIGHT_KEY], m.get_state()[WEIGHT_KEY], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_models_compute_in_the_dtype_asked_for(name):
+    """--dtype float32 is float32 all the way (a model silently in float64 gives other numbers than
+    the README's), and float64 where the backend declares it: logits, table and AdamW moments."""
+    from backends import dtypes
+
+    x, y = np.array([[0, 1, 2]]), np.array([[1, 2, 0]])
+    for dtype in dtypes(name):
+        m = backend(name).create(init_weights(3, 0), device="cpu", dtype=dtype)
+        assert m.forward(x)[0].dtype == np.dtype(dtype), dtype
+        m.train_step(x, y)
+        state = m.get_state()
+        assert {k: state[k].dtype for k in STATE_KEYS[:3]} == {k: np.dtype(dtype) for k in STATE_KEYS[:3]}, dtype
