@@ -107,7 +107,7 @@ MUTANTS = [
      "logits = (logits - logits.max(axis=1, keepdims=True)) * temperature", "temperature multiplies",
      [PR, "-k", "generated"], False, ""),
     (NB, "kth = np.sort(logits, axis=1)[:, -top_k][:, None]", "kth = np.sort(logits, axis=1)[:, -top_k - 1][:, None]",
-     "top-k keeps k+1", [PR, "-k", "generated"], False, ""),
+     "top-k keeps k+1", [OR, PR, "-k", "top_k_and or generated"], False, ""),
     (NB, "self.m += (1 - c.beta1) * (g - self.m)", "self.m += (1 - c.beta2) * (g - self.m)", "step: m with beta2",
      [OR, "-k", "documented"], True, ""),
     (NB, "bias2_sqrt = (1 - c.beta2**self.t) ** 0.5" + IND + "denom", "bias2_sqrt = (1 - c.beta2**self.t)" + IND + "denom",
@@ -145,7 +145,7 @@ MUTANTS = [
      [f"{PT}::test_default_run_reports_its_checkpoints_exact_losses[torch]"], False, ""),
     (TM, "logits = logits.masked_fill(logits < v[:, [-1]], float(\"-inf\"))",
      "logits = logits.masked_fill(logits <= v[:, [-1]], float(\"-inf\"))", "top-k drops the k-th and its ties",
-     [PR, "-k", "generated"], False, ""),
+     [OR, PR, "-k", "top_k_and or generated"], False, ""),
 ]
 
 args = sys.argv[1:]

@@ -220,6 +220,36 @@ def test_sampling_ties(name, dtype):
     assert got[:, 1].tolist() == [0, 1, 2, 3, 3]
 
 
+def oracle_pick(row: list[float], u: float, temperature: float, top_k) -> int:
+    """One draw by the documented rule, in plain Python: logits / T, the top k (ties with the
+    k-th kept), softmax, then the first token whose cumulative probability exceeds u * total."""
+    z = [w / temperature for w in row]
+    if top_k is not None:
+        kth = sorted(z, reverse=True)[top_k - 1]
+        z = [w if w >= kth else -math.inf for w in z]
+    m = max(z)
+    p = [math.exp(w - m) for w in z]
+    cdf = np.cumsum(p).tolist()
+    return next((j for j, c in enumerate(cdf) if u * cdf[-1] < c), len(row) - 1)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_top_k_and_temperature_follow_the_formula(name, dtype):
+    """Distinct logits, so the (k+1)-th token has real mass: top-k must cut exactly there, and T scale."""
+    require_dtype(name, dtype)
+    row = [math.log(w) for w in (1.0, 0.75, 0.5, 0.25, 0.125)]
+    W = np.array([row[i:] + row[:i] for i in range(5)], dtype=dtype)  # (5,5) each row a rotation
+    rows = np.asarray(W, dtype=np.float64).tolist()
+    model = make(name, W, dtype)
+    coins = np.arange(0.03, 1, 0.06)  # (17,)
+    starts = np.arange(len(coins))[:, None] % 5  # (17,1)
+    for temperature, top_k in ((1.0, 2), (1.0, 4), (0.5, 3), (2.0, None), (1.0, 1)):
+        got = model.generate(starts, coins[:, None], temperature=temperature, top_k=top_k)[:, 1].tolist()
+        want = [oracle_pick(rows[s], u, temperature, top_k) for s, u in zip(starts[:, 0], coins)]
+        assert got == want, (temperature, top_k)
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_sampling_at_exact_cdf_boundaries(name, dtype):
