@@ -288,6 +288,7 @@ def explain(
     """
     from bigram.core.evaluate import check_default_corpus
     from bigram.core.explain import explain as run_explain
+    from bigram.core.memory import EXPLAIN_PER_LOGIT, check_batch
     from bigram.core.sampling import init_weights
     from bigram.core.train import TrainConfig
 
@@ -307,6 +308,8 @@ def explain(
         model._check_vocabulary(corpus)
         state, source = model.impl.get_state(), str(model.path or f"a {model.backend} model")
         W = state["token_embedding_table.weight"]
+    corpus.check_block_size(block_size)
+    check_batch(batch_size, block_size, corpus.vocab_size, per_logit=EXPLAIN_PER_LOGIT)  # before any (B,T,V)
     impl = cls.create(W, device=device, dtype=str(W.dtype), optim=AdamWConfig())  # explain steps a copy
     if state is not None:
         impl.set_state(state)  # the AdamW moments too: the update shown is the next one

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from bigram.core.errors import BigramError
+from bigram.core.memory import PER_SAMPLED_TOKEN, check_fits
 from bigram.core.sampling import draw_coins, start_token
 
 MAX_SIZE = 2**31 - 1  # as core.train's: beyond any machine's memory
@@ -24,6 +25,7 @@ def check_generation_options(max_new_tokens: int, temperature: float, top_k: int
         raise BigramError(f"--max-new-tokens must be >= 0, got {max_new_tokens}; 0 samples nothing")
     if max_new_tokens > MAX_SIZE:
         raise BigramError(f"cannot sample {max_new_tokens} tokens; ask for at most {MAX_SIZE} with --max-new-tokens")
+    check_fits("--max-new-tokens", max_new_tokens, PER_SAMPLED_TOKEN, what=" (its coins, ids and text)")
     if not math.isfinite(temperature) or temperature < 0:
         raise BigramError(f"--temperature must be a finite number >= 0, got {temperature}; 1.0 samples the model as is")
     if top_k is not None and top_k < 1:

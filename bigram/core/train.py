@@ -20,6 +20,7 @@ from bigram.core.data import Batcher, Corpus, bigram_counts
 from bigram.core.errors import BigramError, Interrupted, require_positive
 from bigram.core.defaults import DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MIN_LR_DIVISOR, LR_SCHEDULES, METHODS
 from bigram.core.fast import make_step
+from bigram.core.memory import CHUNK_SCRATCH, PER_EVAL_BATCH, PER_EVAL_RECORD, PER_POSITION, TEXTBOOK_PER_LOGIT, check_batch, check_fits
 from bigram.core.metrics import MetricsLog
 from bigram.core.optimum import optimal_loss
 from bigram.core.sampling import seed_streams
@@ -106,6 +107,26 @@ class TrainConfig:
             if value is not None and value > MAX_SIZE:
                 flag = "--" + name.replace("_", "-")
                 raise BigramError(f"{flag} {value} is too large; use at most {MAX_SIZE}")
+
+    def check_memory(self, vocab_size: int) -> None:
+        """Sizes this machine cannot hold are refused before the first step (bigram.core.memory);
+        the option blamed is the one whose share of the estimate is the largest."""
+        textbook = self.method == "textbook" or self.eval_batches is not None  # a (B,T,V) forward
+        per_logit = TEXTBOOK_PER_LOGIT if textbook else 0
+        batch = self.batch_size * self.block_size * (PER_POSITION + per_logit * vocab_size)
+        records = (self.steps // self.eval_interval + 2) * PER_EVAL_RECORD  # metrics kept for the whole run
+        estimates = (self.eval_batches or 0) * PER_EVAL_BATCH
+        every = f" (a metrics record every --eval-interval {self.eval_interval} steps)"
+        checks = [
+            (batch, lambda: check_batch(self.batch_size, self.block_size, vocab_size, per_logit=per_logit,
+                                        fixed=CHUNK_SCRATCH + records + estimates)),
+            (records, lambda: check_fits("--steps", self.steps, PER_EVAL_RECORD / self.eval_interval,
+                                         CHUNK_SCRATCH + batch + estimates, what=every)),
+            (estimates, lambda: check_fits("--eval-batches", self.eval_batches or 0, PER_EVAL_BATCH,
+                                           CHUNK_SCRATCH + batch + records)),
+        ]
+        for _, check in sorted(checks, key=lambda c: -c[0]):
+            check()
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -224,6 +245,7 @@ def train(
         log, out_dir, progress = (lambda msg: None), None, False
     cfg.validate()
     corpus.check_block_size(cfg.block_size)
+    cfg.check_memory(corpus.vocab_size)
     require_positive(save_interval=save_interval, sample_interval=sample_interval)
     log = log or (lambda msg: print(msg, file=sys.stderr))
     batcher = batcher or make_train_batcher(corpus, cfg)
