@@ -349,8 +349,11 @@ def test_a_save_killed_while_installing_is_read_from_its_stage_and_finished_by_t
     old = {p.name: p.read_bytes() for p in ck.iterdir()}
     assert run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 2, "--max-new-tokens", 0])[0] == 0
     new = {p.name: p.read_bytes() for p in ck.iterdir()}
+    from bigram.core.safefs import MARK, MARKER
+
     stage = ck / ".bigram-save"
     stage.mkdir()
+    (stage / MARKER).write_bytes(MARK)  # a stage is a directory bigram made: it holds the marker
     for name in ("model.safetensors", "optimizer.safetensors", "config.json"):
         (stage / name).write_bytes(new[name])
         (ck / name).write_bytes((new if name == "model.safetensors" else old)[name])  # half installed
@@ -362,8 +365,70 @@ def test_a_save_killed_while_installing_is_read_from_its_stage_and_finished_by_t
     assert code == 2 and "holds files of different saves" in message_lines(err)[0], err
 
     stage.mkdir()
+    (stage / MARKER).write_bytes(MARK)
     for name in ("model.safetensors", "optimizer.safetensors", "config.json"):
         (stage / name).write_bytes(new[name])
     code, _, err = run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 2, "--max-new-tokens", 0])
     assert code == 0 and "resuming" in err and "at step 6" in err, err
     assert not stage.exists() and load_checkpoint(ck).step == 8
+
+
+def _names_like_bigrams_temporaries(ck: Path) -> list[Path]:
+    """A user's entries named as bigram's temporaries are: a file, a link, a directory holding bigram's
+    file names, a `.bigram-save` file beside a checkpoint."""
+    (ck / ".bigram-tmp-notes").write_text("mine\n")
+    (ck / ".bigram-tmp-1-abc").symlink_to("somewhere")
+    d = ck / ".bigram-tmp-2-def"
+    d.mkdir()
+    (d / "config.json").write_text('{"mine": true}\n')
+    (d / "model.safetensors").write_bytes(b"my weights")
+    return [ck / ".bigram-tmp-notes", ck / ".bigram-tmp-1-abc", d]
+
+
+def test_a_users_entries_named_like_bigrams_temporaries_are_never_swept(tmp_path, data):
+    """Only a temporary directory bigram's marker proves its own is removed; anything else of such a name
+    keeps its inode, bytes and contents through a fresh run, a resume and a save's cleanup."""
+    ck = train_checkpoint(tmp_path / "ck", data)
+    planted = _names_like_bigrams_temporaries(ck)
+    before = snapshot(ck, skip=frozenset({"model.safetensors", "optimizer.safetensors", "config.json",
+                                          "metrics.jsonl"}))
+    assert run_cli(train_args(data, ck))[0] == 0
+    assert run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 2, "--max-new-tokens", 0])[0] == 0
+    after = snapshot(ck, skip=frozenset({"model.safetensors", "optimizer.safetensors", "config.json",
+                                         "metrics.jsonl"}))
+    assert after == before and all(os.path.lexists(p) for p in planted)
+
+
+def test_bigrams_own_leftovers_are_still_swept(tmp_path, data):
+    """A save killed before its commit point leaves a marked temporary: the next run removes it."""
+    from bigram.core.safefs import Dir, make_tmp_dir
+
+    ck = train_checkpoint(tmp_path / "ck", data)
+    with Dir.open(ck) as d:
+        name = make_tmp_dir(d)
+    (ck / name / "model.safetensors").write_bytes(b"half a save")
+    assert run_cli(train_args(data, ck))[0] == 0
+    assert not (ck / name).exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "empty dir", "dir"])
+def test_a_users_bigram_save_is_neither_read_nor_replaced(kind, tmp_path, data):
+    """`.bigram-save` is the name a save commits through: a user's entry of that name (no marker) is never
+    read as a save, and a run into that directory is refused in one line before training, leaving it as it was."""
+    ck = train_checkpoint(tmp_path / "ck", data)
+    stage = ck / ".bigram-save"
+    if kind == "file":
+        stage.write_text("mine\n")
+    else:
+        stage.mkdir()
+        if kind == "dir":  # a copy of another checkpoint, say
+            for p in ck.iterdir():
+                if p.is_file():
+                    (stage / p.name).write_bytes(p.read_bytes()[:-1] + b" ")
+    before = snapshot(ck)
+    code, _, err = run_cli([*NP, "generate", "--checkpoint", ck, "--max-new-tokens", 5])
+    assert code == 0, err
+    code, _, err = run_cli(train_args(data, ck))
+    lines = message_lines(err)
+    assert code == 2 and len(lines) == 1 and ".bigram-save that bigram did not make" in lines[0], err
+    assert "step 0" not in err and snapshot(ck) == before

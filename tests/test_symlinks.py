@@ -88,8 +88,6 @@ CASES = [
     ("config-to-another-run/train-into-it", lambda w: w.link(w.ck / "config.json", w.other / "config.json"),
      lambda w: [*NP, "train", "--data", w.data, "--steps", 2, "--out", w.ck, "--max-new-tokens", 0], "ck/config.json",
      "symbolic link"),
-    ("save-stage-to-another-run/generate", lambda w: w.link(w.ck / ".bigram-save", w.other),
-     lambda w: [*NP, "generate", "--checkpoint", w.ck, "--max-new-tokens", 5], "ck/.bigram-save", "symbolic link"),
     ("save-stage-to-another-run/train-into-it", lambda w: w.link(w.ck / ".bigram-save", w.other),
      lambda w: [*NP, "train", "--data", w.data, "--steps", 2, "--out", w.ck, "--max-new-tokens", 0], "ck/.bigram-save",
      "symbolic link"),
@@ -145,19 +143,37 @@ def test_plot_to_a_link_the_user_typed_is_refused(ws):
 
 
 def test_leftovers_named_like_bigrams_temporaries_never_lead_outside(ws):
-    """A `.bigram-tmp-*` name is bigram's, and a save sweeps it, but only the name: a link is removed, never
-    followed, and a directory keeps whatever is not one of bigram's files."""
+    """A `.bigram-tmp-*` or `.bigram-save` name without bigram's marker is not bigram's: a link of that name
+    is neither followed nor removed, and a directory keeps everything in it."""
     evil = ws.outside / "evil"
     shutil.copytree(ws.other, evil)
     (ws.ck / ".bigram-tmp-1-linked").symlink_to(evil)
     kept = ws.ck / ".bigram-tmp-2-dir"
     kept.mkdir()
     (kept / "precious.txt").write_text("mine\n")
+    (kept / "config.json").write_text("{}\n")
     before = ws.state()
     code, _, err = run_cli([*NP, "train", "--resume", ws.ck, "--data", ws.data, "--steps", 2, "--max-new-tokens", 0])
     assert code == 0, err
     assert ws.state() == before
-    assert not (ws.ck / ".bigram-tmp-1-linked").is_symlink() and (kept / "precious.txt").read_text() == "mine\n"
+    assert os.readlink(ws.ck / ".bigram-tmp-1-linked") == str(evil)
+    assert sorted(p.name for p in kept.iterdir()) == ["config.json", "precious.txt"]
+
+
+def test_a_linked_stage_is_not_read(ws):
+    """generate reads the checkpoint's own files, never a `.bigram-save` link to another run's."""
+    argv = [*NP, "generate", "--checkpoint", ws.ck, "--max-new-tokens", 20]
+    code, alone, err = run_cli(argv)
+    assert code == 0, err
+    from bigram.core.safefs import MARK, MARKER
+
+    seeded = train_checkpoint(ws.outside / "seeded", ws.data, "--seed", "7")  # other weights, other text
+    (seeded / MARKER).write_bytes(MARK)  # even marked as a stage, a link is not one
+    ws.link(ws.ck / ".bigram-save", seeded)
+    before = ws.state()
+    code, linked, err = run_cli(argv)
+    assert code == 0 and linked == alone, err
+    assert ws.state() == before and (ws.ck / ".bigram-save").is_symlink()
 
 
 # -- permissions ------------------------------------------------------------------------------------------

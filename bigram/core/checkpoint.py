@@ -52,7 +52,8 @@ from bigram.core.backend import STATE_KEYS, WEIGHT_KEY, fresh_state
 from bigram.core.errors import BigramError
 from bigram.core.metrics import METRICS_FILE, json_safe
 from bigram.core.safefs import (
-    STAGE, TMP_PREFIX, Dir, link_error, not_regular_error, pread, read_fd, tmp_name, write_all,
+    INSTALL_PREFIX, MARKER, STAGE, TMP_PREFIX, Dir, empty_leftover, link_error, make_tmp_dir, not_regular_error,
+    owned, pread, read_fd, tmp_name, write_all,
 )
 from bigram.core.tokenizer import Tokenizer, tokenizer_from_json
 
@@ -138,10 +139,10 @@ def replacing_warning(out: str | Path, contents: Contents, what: str = "this run
 
 
 def _contents(d: Dir) -> Contents:
-    names = [n for n in d.names() if not n.startswith(TMP_PREFIX)]  # a killed save's leftovers are bigram's
+    names = [n for n in d.names() if not _leftover(d, n)]  # a killed save's
     if not names:
         return Contents("empty")
-    if STAGE in names:  # a save killed after its commit point: a checkpoint, if the stage holds bigram's config
+    if STAGE in names and owned(d, STAGE):  # a save killed after its commit point: a checkpoint, if the stage holds bigram's config
         with d.sub(STAGE) as stage:
             cfg = _bigram_config(stage)
         if cfg is None:
@@ -152,6 +153,12 @@ def _contents(d: Dir) -> Contents:
             raise _foreign(d.path, names, f"its {CONFIG_FILE} is not a bigram checkpoint's")
     else:
         raise _foreign(d.path, names, f"it has no {CONFIG_FILE}")
+    if STAGE in names and not owned(d, STAGE):  # a save renames its stage to that name: never over the user's
+        st = d.lstat(STAGE)
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            raise link_error(d.path / STAGE)
+        raise BigramError(f"--out {d.path} holds a {STAGE} that bigram did not make, and bigram saves through "
+                          "that name; move it out of the directory, or choose another --out")
     for name in OWN_FILES:  # bigram replaces these by name: a link or a FIFO there is not its own
         st = d.lstat(name)
         if st is not None and stat.S_ISLNK(st.st_mode):
@@ -160,6 +167,11 @@ def _contents(d: Dir) -> Contents:
             raise not_regular_error(d.path / name, st.st_mode)
     step = cfg.get("step") if isinstance(cfg, dict) else None
     return Contents("checkpoint", step if type(step) is int else None)
+
+
+def _leftover(d: Dir, name: str) -> bool:
+    """A temporary directory of a killed save of bigram's (marked, or made and killed before its mark)."""
+    return name.startswith(TMP_PREFIX) and (owned(d, name) or empty_leftover(d, name))
 
 
 def _bigram_config(d: Dir) -> dict | None:
@@ -273,8 +285,7 @@ class CheckpointDir:
                 raise BigramError(f"refusing to save a checkpoint with non-finite {key} to {self.path}; lower --lr")
         self._finish_commit()  # an earlier save that failed while installing
         files = _encode(state, tokenizer, config, secrets.token_hex(8))
-        tmp = tmp_name()
-        self.dir.mkdir(tmp)
+        tmp = make_tmp_dir(self.dir)
         try:
             with self.dir.sub(tmp) as new:
                 for name, data in files.items():
@@ -301,7 +312,7 @@ class CheckpointDir:
 
     def _finish_commit(self) -> None:
         """Install .bigram-save's files over their names in DIR, then remove it."""
-        if self.dir.lstat(STAGE) is None:
+        if not owned(self.dir, STAGE):  # none, or a user's entry of that name: left as it is
             return
         with self.dir.sub(STAGE) as stage:
             for name in OWN_FILES:
@@ -325,22 +336,18 @@ class CheckpointDir:
             self._metrics_fd = self.dir.open_fd(METRICS_FILE, os.O_WRONLY | os.O_APPEND)
 
     def _sweep(self) -> None:
-        """Remove .bigram-tmp-* leftovers of saves killed before their commit point (we hold the lock)."""
+        """Remove leftovers of saves killed before their commit point (we hold the lock): the .bigram-tmp-*
+        directories bigram's marker proves its own; any other entry of such a name is the user's."""
         for name in self.dir.names():
-            if name.startswith(TMP_PREFIX):
+            if _leftover(self.dir, name):
                 self._remove(name)
 
     def _remove(self, name: str) -> None:
-        """Delete a temporary entry of bigram's: its own files, then the directory if that empties it."""
-        st = self.dir.lstat(name)
-        if st is None:
-            return
-        if not stat.S_ISDIR(st.st_mode):
-            self.dir.unlink(name)
-            return
+        """Delete a temporary directory of bigram's (the caller knows it is: see _leftover): its own files,
+        then the directory if that empties it."""
         try:
             with self.dir.sub(name) as d:
-                for own in OWN_FILES:
+                for own in (*OWN_FILES, *(INSTALL_PREFIX + n for n in OWN_FILES), MARKER):
                     own_st = d.lstat(own)
                     if own_st is not None and not stat.S_ISDIR(own_st.st_mode):
                         d.unlink(own)
@@ -477,7 +484,7 @@ def _open_save(ckpt_dir: str | Path, names: tuple[str, ...] = SAVE_FILES) -> _Sa
 
 def _try_open(top: Dir, names: tuple[str, ...]) -> _Save | None:
     """One attempt; None when a save ran meanwhile (try again)."""
-    staged = top.lstat(STAGE) is not None
+    staged = owned(top, STAGE)  # a user's .bigram-save is not a save of bigram's
     try:
         src = top.sub(STAGE) if staged else top
     except FileNotFoundError:

@@ -52,12 +52,12 @@ def read_metrics(path: str | Path) -> list[dict]:
     not UTF-8, a value that is not an object, absurd nesting, a step or a loss
     of the wrong type) was never written by bigram: a one-line BigramError.
     """
-    from bigram.core.safefs import STAGE, Dir
+    from bigram.core.safefs import STAGE, Dir, owned
 
     path = Path(path)
     if path.is_dir():
         with Dir.open(path) as d:
-            raw = _staged_metrics(d, STAGE)
+            raw = _staged_metrics(d, STAGE) if owned(d, STAGE) else None
             raw = d.read(METRICS_FILE) if raw is None else raw
         path = path / METRICS_FILE
     else:

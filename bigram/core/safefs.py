@@ -7,6 +7,10 @@ prepared directory is refused with one line, never followed, for reading or
 writing; a FIFO or device is refused without being opened for I/O. Where the
 OS has no O_NOFOLLOW, a name that lstat reports as a link is refused instead.
 
+A temporary directory bigram makes holds a marker file from its first moment
+(make_tmp_dir); leftovers are swept only where the marker proves them
+bigram's (owned), so a user's file named like one is left exactly as it was.
+
 New files are created with O_EXCL and mode 0666 minus the umask (0644 under
 the usual 022), like any other program's output; a file is replaced by writing
 a temporary `.bigram-tmp-*` beside it and renaming it over, so readers see the
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -29,15 +34,59 @@ NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO for reading must not w
 DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 TMP_PREFIX = ".bigram-tmp-"  # every temporary name bigram makes in a directory starts so
 STAGE = ".bigram-save"  # a checkpoint's save being installed (bigram.core.checkpoint)
+INSTALL_PREFIX = ".bigram-link-"  # Dir.install's second link, inside bigram's own directory
+MARKER = ".bigram-owned"  # the first file in every directory bigram makes for itself
+MARK = b"bigram made this directory for a save; it removes it when the save ends\n"
 FILE_MODE = 0o666  # minus the umask
 _NO_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, getattr(errno, "ENOTSUP", -1), getattr(errno, "EOPNOTSUPP", -1),
              errno.ENOSYS}  # file systems without hard links (FAT, some network mounts)
 _AT = {os.open, os.rename, os.mkdir, os.unlink, os.rmdir, os.stat} <= os.supports_dir_fd
 
 
+_TMP_NAME = re.compile(re.escape(TMP_PREFIX) + r"[0-9]+-[0-9a-f]{12}")
+
+
 def tmp_name() -> str:
     """A fresh temporary name: the pid says which process made it, the rest makes it unique."""
     return f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def make_tmp_dir(d: "Dir") -> str:
+    """A fresh temporary directory in d, marked as bigram's before anything else goes in; its name."""
+    name = tmp_name()
+    d.mkdir(name)
+    with d.sub(name) as t:
+        t.create(MARKER, MARK, sync=False)
+    return name
+
+
+def owned(d: "Dir", name: str) -> bool:
+    """Whether d/name is a directory bigram made (it holds bigram's marker): only then is it bigram's to
+    use or remove. A user's file or directory that merely has such a name is never touched."""
+    st = d.lstat(name)
+    if st is None or not stat.S_ISDIR(st.st_mode):
+        return False
+    try:
+        with d.sub(name) as t:
+            return t.read(MARKER) == MARK
+    except (BigramError, OSError):
+        return False
+
+
+def empty_leftover(d: "Dir", name: str) -> bool:
+    """A directory named exactly as tmp_name() names them, empty but for a part of bigram's marker: a save
+    killed between making it and marking it. Removing it loses nothing."""
+    if _TMP_NAME.fullmatch(name) is None:
+        return False
+    st = d.lstat(name)
+    if st is None or not stat.S_ISDIR(st.st_mode):
+        return False
+    try:
+        with d.sub(name) as t:
+            inside = t.names()
+            return not inside or (inside == [MARKER] and MARK.startswith(t.read(MARKER) or b""))
+    except (BigramError, OSError):
+        return False
 
 
 def link_error(path: Path) -> BigramError:
@@ -177,18 +226,28 @@ class Dir:
         self.sync()
 
     def install(self, src: "Dir", name: str) -> None:
-        """Make `name` here the file src/name: a hard link renamed over (a copy where links fail)."""
-        tmp = tmp_name()
+        """Make `name` here the file src/name: a second hard link made inside src (a directory of
+        bigram's own; a copy where links fail) and renamed over `name` here. A kill in between leaves
+        the extra link inside src, removed with it, never a stray name here."""
+        tmp = INSTALL_PREFIX + name
+        src.unlink(tmp)  # a killed install's
         try:
-            if self.fd is None:
-                os.link(src.path / name, self.path / tmp, follow_symlinks=False)
+            if src.fd is None:
+                os.link(src.path / name, src.path / tmp, follow_symlinks=False)
             else:
-                os.link(name, tmp, src_dir_fd=src.fd, dst_dir_fd=self.fd, follow_symlinks=False)
+                os.link(name, tmp, src_dir_fd=src.fd, dst_dir_fd=src.fd, follow_symlinks=False)
         except OSError as e:
             if e.errno not in _NO_LINKS:
                 raise
-            self.create(tmp, src.read(name) or b"")
-        self._rename_tmp(tmp, name)
+            src.create(tmp, src.read(name) or b"")
+        try:
+            if src.fd is None or self.fd is None:
+                os.replace(src.path / tmp, self.path / name)
+            else:
+                os.replace(tmp, name, src_dir_fd=src.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            src.unlink(tmp)
+            raise
 
     def _rename_tmp(self, tmp: str, name: str) -> None:
         try:
