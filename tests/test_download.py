@@ -132,3 +132,50 @@ def test_progress_is_a_bar_with_size_and_rate_on_a_terminal(tmp_path, shakespear
     shown = term.getvalue()
     assert "\x1b[" in shown  # drawn with terminal control codes, not one plain line
     assert "1.1/1.1 MB" in shown and re.search(r"\d+(\.\d+)? [kMG]?B/s", shown)
+
+
+def _cache_file(tmp_path):
+    (tmp_path / "cachefile").write_text("my notes\n")
+    return tmp_path / "cachefile"
+
+
+def _cache_dangling(tmp_path):
+    (tmp_path / "cachelink").symlink_to(tmp_path / "gone")
+    return tmp_path / "cachelink"
+
+
+def _cache_under_a_file(tmp_path):
+    return _cache_file(tmp_path) / "bigram"
+
+
+@pytest.mark.parametrize("make, says", [
+    (_cache_file, "is a file, not a directory"),
+    (_cache_dangling, "is a symbolic link to"),
+    (_cache_under_a_file, "cannot be created"),
+], ids=["regular-file", "dangling-link", "under-a-file"])
+def test_a_bad_cache_dir_is_one_line_naming_it_before_any_download(make, says, tmp_path, shakespeare_path):
+    cache = make(tmp_path)
+    stats: dict = {}
+    with serve_bytes(Path(shakespeare_path).read_bytes(), stats=stats) as url, \
+            env(BIGRAM_DATA_URL=url, BIGRAM_CACHE_DIR=str(cache)):
+        code, _, err = run_cli([*TRAIN, "--out", tmp_path / "o"])
+    [line] = message_lines(err)
+    assert code == 2 and line.startswith(f"error: $BIGRAM_CACHE_DIR ({cache}) {says}"), err
+    assert "point BIGRAM_CACHE_DIR at a writable directory" in line
+    assert stats["sent"] == 0, "downloaded before finding that it could not be cached"
+    if (tmp_path / "cachefile").exists():
+        assert (tmp_path / "cachefile").read_text() == "my notes\n"
+
+
+def test_an_unwritable_cache_dir_is_one_line(tmp_path, monkeypatch):
+    """As root every directory is writable, so the OS's answer is stood in for: this user may not write."""
+    import bigram.core.download as dl
+
+    cache = tmp_path / "ro"
+    cache.mkdir()
+    real = os.access
+    monkeypatch.setattr(dl.os, "access", lambda p, mode, **kw: False if Path(p) == cache else real(p, mode, **kw))
+    with env(BIGRAM_CACHE_DIR=str(cache)):
+        code, _, err = run_cli([*TRAIN, "--out", tmp_path / "o"])
+    [line] = message_lines(err)
+    assert code == 2 and f"$BIGRAM_CACHE_DIR ({cache}) is a directory this user cannot write to" in line, err

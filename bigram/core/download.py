@@ -65,8 +65,39 @@ def cached_tiny_shakespeare(cache: Path | None = None) -> Path | None:
 
 def tiny_shakespeare_path(cache: Path | None = None, url: str | None = None) -> Path:
     """The cached Tiny Shakespeare, downloading it on first use (cache and url: the environment's by default)."""
-    return cached_tiny_shakespeare(cache) or download_tiny_shakespeare((cache or cache_dir()) / TINY_SHAKESPEARE_NAME,
-                                                                       url)
+    found = cached_tiny_shakespeare(cache)
+    if found is not None:
+        return found
+    where = cache or cache_dir()
+    check_cache_dir(where, from_env=cache is None and bool(os.environ.get("BIGRAM_CACHE_DIR")))
+    return download_tiny_shakespeare(where / TINY_SHAKESPEARE_NAME, url)
+
+
+def check_cache_dir(path: Path, *, from_env: bool = True) -> None:
+    """A cache bigram can create or write into, checked before the download: one line naming the fix."""
+    name = f"$BIGRAM_CACHE_DIR ({path})" if from_env else f"the cache directory {path}"
+    fix = ("point BIGRAM_CACHE_DIR at a writable directory, or unset it for the default cache" if from_env else
+           "make it a writable directory, or set BIGRAM_CACHE_DIR to one")
+    problem = _cache_problem(path)
+    if problem is not None:
+        raise BigramError(f"{name} {problem}; {fix}")
+
+
+def _cache_problem(path: Path) -> str | None:
+    if path.is_symlink() and not path.exists():
+        return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+    if path.exists():
+        if not path.is_dir():
+            return "is a file, not a directory"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return "is a directory this user cannot write to"
+        return None
+    parent = next((p for p in path.parents if p.exists() or p.is_symlink()), None)  # what mkdir -p starts from
+    if parent is not None and not parent.is_dir():
+        return f"cannot be created: {parent} is not a directory"
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot be created: this user cannot write to {parent}"
+    return None
 
 
 def time_limit(environ: Mapping[str, str] = os.environ) -> float:
