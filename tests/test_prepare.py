@@ -186,3 +186,80 @@ def test_prepare_again_keeps_the_users_files_beside_its_own(tmp_path):
     assert run_cli(["data", "prepare", tmp_path / "c.txt", "--out", d])[0] == 0
     assert (d / "notes.md").read_text() == "mine" and (d / "notes.md").stat().st_ino == keep
     assert Corpus.load(d).tokenizer == CharTokenizer(sorted(set("goodbye moon\n")))
+
+
+def test_a_prepare_into_a_directory_another_prepare_holds_is_one_line(tmp_path):
+    """Another `data prepare` holds DIR's lock: refused in one line, DIR untouched."""
+    import fcntl
+    import os
+
+    (tmp_path / "c.txt").write_text("hello world\n" * 50)
+    d = tmp_path / "p"
+    assert run_cli(["data", "prepare", tmp_path / "c.txt", "--out", d])[0] == 0
+    before = _entries(d)
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running prepare holds it
+        code, _, err = run_cli(["data", "prepare", tmp_path / "c.txt", "--out", d])
+    finally:
+        os.close(fd)
+    assert code == 2 and len(err.splitlines()) == 1 and "being prepared by another" in err, err
+    assert _entries(d) == before
+
+
+def _prepare_child(corpus, out, go, codes, i):
+    go.wait()
+    code, _, err = run_cli(["data", "prepare", corpus, "--out", out])
+    codes[i] = code
+    if code != 0:
+        Path(f"{out}.err{i}").write_text(err)
+
+
+def test_two_prepares_at_once_leave_one_complete_directory(tmp_path, shakespeare_path):
+    """Two prepares of different corpora into one --out, started together: each one ends either done or
+    refused in one line, and DIR holds exactly one corpus' files, consistent with its vocab.json."""
+    import multiprocessing
+
+    from bigram.core.prepare import read_meta
+
+    texts = {"a": Path(shakespeare_path).read_text(encoding="utf-8")[:400_000]}
+    texts["b"] = texts["a"].upper()
+    for name, text in texts.items():
+        (tmp_path / f"{name}.txt").write_text(text, encoding="utf-8")
+    out = tmp_path / "p"
+    ctx = multiprocessing.get_context("fork")
+    go, codes = ctx.Event(), ctx.Array("i", [-1, -1])
+    kids = [ctx.Process(target=_prepare_child, args=(tmp_path / f"{n}.txt", out, go, codes, i))
+            for i, n in enumerate(texts)]
+    for k in kids:
+        k.start()
+    go.set()
+    for k in kids:
+        k.join(120)
+    assert all(c in (0, 2) for c in codes) and 0 in codes, list(codes)
+    for i, c in enumerate(codes):
+        if c == 2:
+            assert "being prepared by another" in Path(f"{out}.err{i}").read_text()
+    meta = read_meta(out)  # sizes match vocab.json
+    which = next(n for n, t in texts.items() if meta["source"].endswith(f"{n}.txt"))
+    assert Corpus.load(out).train.tolist() == Corpus.from_text(texts[which]).train.tolist()
+    assert sorted(p.name for p in out.iterdir()) == ["train.bin", "val.bin", "vocab.json"]
+
+
+def test_leftovers_and_a_users_files_named_like_them(tmp_path):
+    """A killed prepare's marked temporary is swept; a user's `.train.bin.tmp` or `.bigram-tmp-*` is not."""
+    from bigram.core.safefs import Dir, make_tmp_dir
+
+    (tmp_path / "c.txt").write_text("hello world\n" * 50)
+    d = tmp_path / "p"
+    assert run_cli(["data", "prepare", tmp_path / "c.txt", "--out", d])[0] == 0
+    with Dir.open(d) as held:
+        killed = make_tmp_dir(held)
+    (d / killed / "train.bin").write_bytes(b"\0" * 100)
+    for name in (".train.bin.tmp", ".bigram-tmp-notes"):
+        (d / name).write_text("mine\n")
+    names = (".train.bin.tmp", ".bigram-tmp-notes")
+    mine = {n: ((d / n).stat().st_ino, (d / n).read_bytes()) for n in names}
+    assert run_cli(["data", "prepare", tmp_path / "c.txt", "--out", d])[0] == 0
+    assert not (d / killed).exists()
+    assert {n: ((d / n).stat().st_ino, (d / n).read_bytes()) for n in names} == mine

@@ -52,8 +52,8 @@ from bigram.core.backend import STATE_KEYS, WEIGHT_KEY, fresh_state
 from bigram.core.errors import BigramError
 from bigram.core.metrics import METRICS_FILE, json_safe
 from bigram.core.safefs import (
-    INSTALL_PREFIX, MARKER, STAGE, TMP_PREFIX, Dir, empty_leftover, link_error, make_tmp_dir, not_regular_error,
-    owned, pread, read_fd, tmp_name, write_all,
+    STAGE, Dir, leftover, link_error, lock, make_tmp_dir, not_regular_error, owned, pread, read_fd,
+    remove_tmp_dir, sweep, tmp_name, write_all,
 )
 from bigram.core.tokenizer import Tokenizer, tokenizer_from_json
 
@@ -139,7 +139,7 @@ def replacing_warning(out: str | Path, contents: Contents, what: str = "this run
 
 
 def _contents(d: Dir) -> Contents:
-    names = [n for n in d.names() if not _leftover(d, n)]  # a killed save's
+    names = [n for n in d.names() if not leftover(d, n)]  # a killed save's
     if not names:
         return Contents("empty")
     if STAGE in names and owned(d, STAGE):  # a save killed after its commit point: a checkpoint, if the stage holds bigram's config
@@ -169,11 +169,6 @@ def _contents(d: Dir) -> Contents:
     return Contents("checkpoint", step if type(step) is int else None)
 
 
-def _leftover(d: Dir, name: str) -> bool:
-    """A temporary directory of a killed save of bigram's (marked, or made and killed before its mark)."""
-    return name.startswith(TMP_PREFIX) and (owned(d, name) or empty_leftover(d, name))
-
-
 def _bigram_config(d: Dir) -> dict | None:
     """config.json, if it is one bigram wrote (a JSON object with an integer format_version and a tokenizer)."""
     raw = d.read(CONFIG_FILE)
@@ -197,19 +192,7 @@ def _foreign(path: Path, names: list[str], why: str) -> BigramError:
 
 def _lock(d: Dir, path: Path) -> None:
     """An exclusive lock on DIR for one writer (released when its fd closes, or its process dies)."""
-    try:
-        import fcntl
-    except ImportError:  # no flock here: concurrent runs into one DIR are the user's to avoid
-        return
-    if d.fd is None:
-        return
-    try:
-        fcntl.flock(d.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise BigramError(f"--out {path} is being written by another bigram run; wait for it to finish, "
-                          "or choose another --out") from None
-    except OSError:
-        pass  # a file system without locks
+    lock(d, f"--out {path} is being written by another bigram run; wait for it to finish, or choose another --out")
 
 
 class CheckpointDir:
@@ -338,22 +321,11 @@ class CheckpointDir:
     def _sweep(self) -> None:
         """Remove leftovers of saves killed before their commit point (we hold the lock): the .bigram-tmp-*
         directories bigram's marker proves its own; any other entry of such a name is the user's."""
-        for name in self.dir.names():
-            if _leftover(self.dir, name):
-                self._remove(name)
+        sweep(self.dir, OWN_FILES)
 
     def _remove(self, name: str) -> None:
-        """Delete a temporary directory of bigram's (the caller knows it is: see _leftover): its own files,
-        then the directory if that empties it."""
-        try:
-            with self.dir.sub(name) as d:
-                for own in (*OWN_FILES, *(INSTALL_PREFIX + n for n in OWN_FILES), MARKER):
-                    own_st = d.lstat(own)
-                    if own_st is not None and not stat.S_ISDIR(own_st.st_mode):
-                        d.unlink(own)
-        except (BigramError, OSError):
-            return
-        self.dir.rmdir(name)
+        """Delete a temporary directory this run made (a failed save's, or the stage once installed)."""
+        remove_tmp_dir(self.dir, name, OWN_FILES)
 
 
 def _encode(state: dict[str, np.ndarray], tokenizer: Tokenizer, config: dict, save_id: str) -> dict[str, bytes]:

@@ -24,7 +24,9 @@ import numpy as np
 
 from bigram.core.defaults import DEFAULT_VAL_FRACTION
 from bigram.core.errors import BigramError
-from bigram.core.safefs import Dir, link_error, open_nofollow, read_nofollow, write_file_atomic
+from bigram.core.safefs import (
+    Dir, leftover, link_error, lock, make_tmp_dir, read_nofollow, remove_tmp_dir, sweep,
+)
 from bigram.core.splits import check_val_fraction, split_point, val_fraction_for
 from bigram.core.tokenizer import TOKENIZERS, CharTokenizer, Tokenizer, _codepoints, token_dtype, tokenizer_from_json
 
@@ -101,34 +103,39 @@ def encode_to_files(path: Path, out: Path, scan_res: ScanResult, chunk_bytes: in
     """
     tok = scan_res.tokenizer
     n_train = scan_res.n_tokens if val_path is not None else split_point(scan_res.n_tokens, val_fraction)
-    tmp = {s: out / f".{name}.tmp" for s, name in SPLIT_FILES.items()}
     freq = np.zeros(tok.vocab_size, dtype=np.int64)  # unigram counts, for vocab.json
     written = {"train": 0, "val": 0}
-    for t in tmp.values():
-        t.unlink(missing_ok=True)  # a killed run's (a link there is removed, never written through)
-    with open(tmp["train"], "xb", opener=open_nofollow) as ftrain, open(tmp["val"], "xb", opener=open_nofollow) as fval:
-        for text in iter_text(path, chunk_bytes, on_bytes):
-            ids = tok.encode(text)  # (n,) in the vocab's dtype
-            freq += np.bincount(ids, minlength=tok.vocab_size)
-            k = max(0, min(len(ids), n_train - written["train"]))  # how many of these still belong to train
-            ftrain.write(ids[:k].tobytes())
-            fval.write(ids[k:].tobytes())
-            written["train"] += k
-            written["val"] += len(ids) - k
-        if written["train"] + written["val"] != scan_res.n_tokens:
-            raise BigramError(f"corpus {path} changed while it was being prepared; run `bigram data prepare` again")
-        for text in (iter_text(val_path, chunk_bytes, on_bytes) if val_path is not None else ()):
-            ids = tok.encode(text)  # the scan checked that every character is in the vocabulary
-            freq += np.bincount(ids, minlength=tok.vocab_size)
-            fval.write(ids.tobytes())
-            written["val"] += len(ids)
-        for f in (ftrain, fval):
-            f.flush()
-            os.fsync(f.fileno())
-    for s, name in SPLIT_FILES.items():
-        os.replace(tmp[s], out / name)
     with Dir.open(out) as d:
-        d.sync()  # the renames are durable
+        tmp = make_tmp_dir(d)  # marked as bigram's: a killed prepare's is swept by the next one
+        try:
+            with d.sub(tmp) as t:
+                files = [os.fdopen(t.open_fd(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb")
+                         for name in SPLIT_FILES.values()]
+                with files[0] as ftrain, files[1] as fval:
+                    for text in iter_text(path, chunk_bytes, on_bytes):
+                        ids = tok.encode(text)  # (n,) in the vocab's dtype
+                        freq += np.bincount(ids, minlength=tok.vocab_size)
+                        k = max(0, min(len(ids), n_train - written["train"]))  # how many still belong to train
+                        ftrain.write(ids[:k].tobytes())
+                        fval.write(ids[k:].tobytes())
+                        written["train"] += k
+                        written["val"] += len(ids) - k
+                    if written["train"] + written["val"] != scan_res.n_tokens:
+                        raise BigramError(f"corpus {path} changed while it was being prepared; "
+                                          "run `bigram data prepare` again")
+                    for text in (iter_text(val_path, chunk_bytes, on_bytes) if val_path is not None else ()):
+                        ids = tok.encode(text)  # the scan checked that every character is in the vocabulary
+                        freq += np.bincount(ids, minlength=tok.vocab_size)
+                        fval.write(ids.tobytes())
+                        written["val"] += len(ids)
+                    for f in (ftrain, fval):
+                        f.flush()
+                        os.fsync(f.fileno())
+                for name in SPLIT_FILES.values():
+                    d.install(t, name)  # renamed over DIR/name: a reader sees the old file or the new
+            d.sync()  # the renames are durable
+        finally:
+            remove_tmp_dir(d, tmp, tuple(SPLIT_FILES.values()))
     return {**written, "freq": freq}
 
 
@@ -168,8 +175,20 @@ def prepare(path: str | Path, out: str | Path, *, kind: str = "char", chunk_byte
     res = scan(path, kind, chunk_bytes, on_bytes)
     val_res = scan_val(val_path, res.tokenizer, kind, chunk_bytes, on_bytes) if val_path is not None else None
     out.mkdir(parents=True, exist_ok=True)
-    (out / VOCAB_FILE).unlink(missing_ok=True)  # a half-rewritten directory must not look complete
-    counts = encode_to_files(path, out, res, chunk_bytes, on_bytes, f, val_path)
+    with Dir.open(out) as held:  # one prepare at a time into DIR: the lock lasts until vocab.json is written
+        lock(held, _busy(out))
+        _check_out(out, held)  # again, under the lock
+        sweep(held, tuple(SPLIT_FILES.values()))  # a killed prepare's temporaries
+        held.unlink(VOCAB_FILE)  # a half-rewritten directory must not look complete
+        counts = encode_to_files(path, out, res, chunk_bytes, on_bytes, f, val_path)
+        meta = _meta(path, res, counts, f, val_path, val_res)
+        held.replace(VOCAB_FILE, (json.dumps(meta) + "\n").encode())  # last: the directory is complete
+    return meta
+
+
+def _meta(path: Path, res: ScanResult, counts: dict, f: float, val_path: Path | None,
+          val_res: ScanResult | None) -> dict:
+    """vocab.json's content."""
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "tokenizer": res.tokenizer.to_json(),
         "vocab_size": res.tokenizer.vocab_size, "dtype": token_dtype(res.tokenizer.vocab_size).name,
@@ -179,17 +198,28 @@ def prepare(path: str | Path, out: str | Path, *, kind: str = "char", chunk_byte
     }
     if val_res is not None:
         meta.update(val_source=str(val_path), val_sha256=val_res.sha256)
-    write_file_atomic(out / VOCAB_FILE, (json.dumps(meta) + "\n").encode())
     return meta
 
 
-def _check_out(out: Path) -> None:
-    """--out may be new, empty, or a directory this command prepared; anything else is the user's."""
+def _busy(out: Path) -> str:
+    return f"--out {out} is being prepared by another `bigram data prepare`; wait for it to finish, or choose another --out"
+
+
+def _check_out(out: Path, held: Dir | None = None) -> None:
+    """--out may be new, empty, or a directory this command prepared; anything else is the user's.
+
+    `held`: DIR, opened and locked by this prepare. Without it, DIR is locked for the look, so a
+    prepare midway (its token files in, its vocab.json not yet) is reported as such, never as foreign.
+    """
     if out.exists() and not out.is_dir():
         raise BigramError(f"--out {out} exists and is not a directory; choose another --out")
     if not out.is_dir():
         return
-    names = set(os.listdir(out))
+    if held is None:
+        with Dir.open(out) as d:
+            lock(d, _busy(out))
+            return _check_out(out, d)
+    names = {n for n in held.names() if not leftover(held, n)}  # a killed prepare's temporaries are bigram's
     if names <= {f".{n}.tmp" for n in SPLIT_FILES.values()} or _is_token_index(out / VOCAB_FILE):
         return  # only our names are ever replaced; anything else in a prepared directory is left alone
     # train.bin/val.bin without our vocab.json may be another tool's (nanoGPT's): never replaced

@@ -89,6 +89,49 @@ def empty_leftover(d: "Dir", name: str) -> bool:
         return False
 
 
+def remove_tmp_dir(d: "Dir", name: str, own: tuple[str, ...]) -> None:
+    """Delete a temporary directory of bigram's (the caller knows it is): the files it made there
+    (`own`, install's second links, the marker), then the directory if that empties it."""
+    try:
+        with d.sub(name) as t:
+            for entry in (*own, *(INSTALL_PREFIX + n for n in own), MARKER):
+                st = t.lstat(entry)
+                if st is not None and not stat.S_ISDIR(st.st_mode):
+                    t.unlink(entry)
+    except (BigramError, OSError):
+        return
+    d.rmdir(name)
+
+
+def leftover(d: "Dir", name: str) -> bool:
+    """A temporary directory a killed process of bigram's left (marked, or killed before its mark)."""
+    return name.startswith(TMP_PREFIX) and (owned(d, name) or empty_leftover(d, name))
+
+
+def sweep(d: "Dir", own: tuple[str, ...]) -> None:
+    """Remove the leftovers in d (hold its lock): only what bigram's marker proves its own."""
+    for name in d.names():
+        if leftover(d, name):
+            remove_tmp_dir(d, name, own)
+
+
+def lock(d: "Dir", busy: str) -> None:
+    """An exclusive flock on d for one writer (released when its fd closes, or its process dies);
+    `busy` is the one-line error when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # no flock here: concurrent writers into one directory are the user's to avoid
+        return
+    if d.fd is None:
+        return
+    try:
+        fcntl.flock(d.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BigramError(busy) from None
+    except OSError:
+        pass  # a file system without locks
+
+
 def link_error(path: Path) -> BigramError:
     return BigramError(f"{path} is a symbolic link, and bigram never follows links in its directories; "
                        "replace it with the file itself, or remove it")
