@@ -179,3 +179,26 @@ def test_an_unwritable_cache_dir_is_one_line(tmp_path, monkeypatch):
         code, _, err = run_cli([*TRAIN, "--out", tmp_path / "o"])
     [line] = message_lines(err)
     assert code == 2 and f"$BIGRAM_CACHE_DIR ({cache}) is a directory this user cannot write to" in line, err
+
+
+def test_two_downloads_at_once_cache_one_whole_file(tmp_path, shakespeare_path):
+    """Each download writes its own temporary and renames it over the cache: two at once never mix."""
+    import threading
+
+    dest = tmp_path / "cache" / TINY_SHAKESPEARE_NAME
+    errors = []
+
+    def fetch(url):
+        try:
+            download_tiny_shakespeare(dest, url=url, stream=io.StringIO())
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    with serve_bytes(Path(shakespeare_path).read_bytes(), drip_s=0) as url:
+        threads = [threading.Thread(target=fetch, args=(url,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert not errors and sha256_file(dest) == TINY_SHAKESPEARE_SHA256
+    assert [p.name for p in dest.parent.iterdir()] == [TINY_SHAKESPEARE_NAME]
