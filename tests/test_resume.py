@@ -14,6 +14,14 @@ from backends import BACKENDS, params
 from clirun import run_cli, small_text
 
 
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, shakespeare_path):
+    """20,000 characters of Tiny Shakespeare: bit identity needs real text, not a megabyte of it."""
+    path = tmp_path_factory.mktemp("resume") / "corpus.txt"
+    path.write_text(small_text(shakespeare_path, 20_000), encoding="utf-8")
+    return path
+
+
 def _train(backend, data, out, *opts):
     """Always on CPU: bit identity is promised there (CUDA's scatter-add may sum in any order)."""
     code, _, err = run_cli(["--backend", backend, "--device", "cpu", "train", "--data", data, "--out", out,
@@ -41,65 +49,65 @@ def _metrics(d):
 @pytest.mark.parametrize("evals", [["--eval-interval", "7"], ["--eval-interval", "10", "--eval-batches", "2"],
                                    ["--eval-interval", "7", "--dtype", "float64"]],
                          ids=["exact-eval", "estimated-eval", "float64"])
-def test_resume_is_bit_identical(backend, evals, tmp_path, shakespeare_path):
+def test_resume_is_bit_identical(backend, evals, tmp_path, corpus):
     """The eval schedule (7 does not divide 20; estimates draw their own batches) must not touch training."""
     N = 20
     full, half = tmp_path / "full", tmp_path / "half"
-    _train(backend, shakespeare_path, full, "--steps", str(2 * N), *evals)
-    _train(backend, shakespeare_path, half, "--steps", str(N), "--decay-steps", str(2 * N), *evals)
+    _train(backend, corpus, full, "--steps", str(2 * N), *evals)
+    _train(backend, corpus, half, "--steps", str(N), "--decay-steps", str(2 * N), *evals)
     assert _files(half) != _files(full)
-    _train(backend, shakespeare_path, half, "--resume", half, "--steps", str(N))  # backend from the checkpoint
+    _train(backend, corpus, half, "--resume", half, "--steps", str(N))  # backend from the checkpoint
     assert _files(half) == _files(full)
     a, b = (json.loads((d / "config.json").read_text()) for d in (full, half))
     assert a["batcher_state"] == b["batcher_state"] and a["step"] == b["step"] == 2 * N
     assert a["eval_batcher_state"] == b["eval_batcher_state"] or "--eval-batches" not in evals
 
 
-def test_resume_keeps_the_training_method(tmp_path, shakespeare_path):
+def test_resume_keeps_the_training_method(tmp_path, corpus):
     """A textbook run resumes the textbook way: the method decides the exact bits."""
     full, half = tmp_path / "full", tmp_path / "half"
-    _train("numpy", shakespeare_path, full, "--steps", "20", "--method", "textbook")
-    _train("numpy", shakespeare_path, half, "--steps", "10", "--decay-steps", "20", "--method", "textbook")
-    _train("numpy", shakespeare_path, half, "--resume", half, "--steps", "10")
+    _train("numpy", corpus, full, "--steps", "20", "--method", "textbook")
+    _train("numpy", corpus, half, "--steps", "10", "--decay-steps", "20", "--method", "textbook")
+    _train("numpy", corpus, half, "--resume", half, "--steps", "10")
     assert _files(half) == _files(full)
     assert json.loads((half / "config.json").read_text())["train"]["method"] == "textbook"
 
 
-def test_a_byte_tokenizer_run_resumes_exactly(tmp_path, shakespeare_path):
+def test_a_byte_tokenizer_run_resumes_exactly(tmp_path, corpus):
     full, half = tmp_path / "full", tmp_path / "half"
-    _train("numpy", shakespeare_path, full, "--steps", "20", "--tokenizer", "byte")
-    _train("numpy", shakespeare_path, half, "--steps", "10", "--decay-steps", "20", "--tokenizer", "byte")
-    _train("numpy", shakespeare_path, half, "--resume", half, "--steps", "10")
+    _train("numpy", corpus, full, "--steps", "20", "--tokenizer", "byte")
+    _train("numpy", corpus, half, "--steps", "10", "--decay-steps", "20", "--tokenizer", "byte")
+    _train("numpy", corpus, half, "--resume", half, "--steps", "10")
     assert _files(half) == _files(full)
 
 
 @pytest.mark.parametrize("flag", [["--distributed"], ["--tokenizer", "byte"], ["--method", "textbook"]])
-def test_resume_refuses_flags_it_cannot_honour(flag, tmp_path, shakespeare_path):
-    _train("numpy", shakespeare_path, tmp_path / "ck", "--steps", "5")
-    code, _, err = run_cli(["--backend", "numpy", "train", "--resume", tmp_path / "ck", "--data", shakespeare_path,
+def test_resume_refuses_flags_it_cannot_honour(flag, tmp_path, corpus):
+    _train("numpy", corpus, tmp_path / "ck", "--steps", "5")
+    code, _, err = run_cli(["--backend", "numpy", "train", "--resume", tmp_path / "ck", "--data", corpus,
                             "--max-new-tokens", "0", *flag])
     assert code == 2 and err.startswith("error:") and flag[0] in err and err.count("\n") == 1
 
 
-def test_metrics_continue(tmp_path, shakespeare_path):
+def test_metrics_continue(tmp_path, corpus):
     """metrics.jsonl goes on from the checkpoint: same steps and losses as the uninterrupted run."""
     full, half = tmp_path / "full", tmp_path / "half"
-    _train("numpy", shakespeare_path, full, "--steps", "40", "--eval-interval", "10")
-    _train("numpy", shakespeare_path, half, "--steps", "20", "--decay-steps", "40", "--eval-interval", "10")
+    _train("numpy", corpus, full, "--steps", "40", "--eval-interval", "10")
+    _train("numpy", corpus, half, "--steps", "20", "--decay-steps", "40", "--eval-interval", "10")
     with open(half / "metrics.jsonl", "a") as f:  # a record past the checkpoint (a run killed after its save)
         f.write(json.dumps({"step": 30, "train_loss": 9.9, "val_loss": 9.9}) + "\n")
-    _train("numpy", shakespeare_path, half, "--resume", half, "--steps", "20")
+    _train("numpy", corpus, half, "--resume", half, "--steps", "20")
     strip = lambda rs: [(r["step"], r["train_loss"], r["val_loss"]) for r in rs]  # noqa: E731
     assert strip(_metrics(half)) == strip(_metrics(full))
     assert [r["step"] for r in _metrics(half)] == [0, 10, 20, 30, 40]
 
 
-def test_resume_into_another_out_keeps_the_source(tmp_path, shakespeare_path):
+def test_resume_into_another_out_keeps_the_source(tmp_path, corpus):
     src, dst, full = tmp_path / "src", tmp_path / "dst", tmp_path / "full"
-    _train("numpy", shakespeare_path, full, "--steps", "10")
-    _train("numpy", shakespeare_path, src, "--steps", "5", "--decay-steps", "10")
+    _train("numpy", corpus, full, "--steps", "10")
+    _train("numpy", corpus, src, "--steps", "5", "--decay-steps", "10")
     before = _files(src)
-    _train("numpy", shakespeare_path, dst, "--resume", src, "--steps", "5")
+    _train("numpy", corpus, dst, "--resume", src, "--steps", "5")
     assert _files(src) == before and _files(dst) == _files(full)
     assert [r["step"] for r in _metrics(dst)] == [0, 5, 10]
 
@@ -118,15 +126,15 @@ def test_resume_without_steps_finishes_the_run(tmp_path, shakespeare_path):
     assert json.loads((ck / "config.json").read_text())["step"] == 20
 
 
-def test_resume_can_switch_backend(tmp_path, shakespeare_path):
+def test_resume_can_switch_backend(tmp_path, corpus):
     """Checkpoints are backend-neutral: a numpy run continues on torch (close, not bit-exact)."""
     import numpy as np
     from safetensors.numpy import load
 
     full, half = tmp_path / "full", tmp_path / "half"
-    _train("numpy", shakespeare_path, full, "--steps", "20")
-    _train("numpy", shakespeare_path, half, "--steps", "10", "--decay-steps", "20")
-    _train("torch", shakespeare_path, half, "--resume", half, "--steps", "10")
+    _train("numpy", corpus, full, "--steps", "20")
+    _train("numpy", corpus, half, "--steps", "10", "--decay-steps", "20")
+    _train("torch", corpus, half, "--resume", half, "--steps", "10")
     assert json.loads((half / "config.json").read_text())["backend"] == "torch"
     w = [load((d / "model.safetensors").read_bytes())["token_embedding_table.weight"] for d in (full, half)]
     np.testing.assert_allclose(w[0], w[1], rtol=0, atol=1e-5)
@@ -167,21 +175,21 @@ def test_a_checkpoint_from_before_schedules_resumes_at_a_constant_lr(tmp_path, s
     assert _files(ck) == _files(full)
 
 
-def test_resume_refuses_another_schedule(tmp_path, shakespeare_path):
-    _train("numpy", shakespeare_path, tmp_path / "ck", "--steps", "5")
-    code, _, err = run_cli(["--backend", "numpy", "train", "--resume", tmp_path / "ck", "--data", shakespeare_path,
+def test_resume_refuses_another_schedule(tmp_path, corpus):
+    _train("numpy", corpus, tmp_path / "ck", "--steps", "5")
+    code, _, err = run_cli(["--backend", "numpy", "train", "--resume", tmp_path / "ck", "--data", corpus,
                             "--max-new-tokens", "0", "--lr-schedule", "constant"])
     assert code == 2 and err.startswith("error: --lr-schedule constant differs") and err.count("\n") == 1
 
 
-def test_a_bad_saved_schedule_is_the_checkpoints_fault(tmp_path, shakespeare_path):
+def test_a_bad_saved_schedule_is_the_checkpoints_fault(tmp_path, corpus):
     """An invalid saved setting names config.json, not a flag the user never typed."""
     ck = tmp_path / "ck"
-    _train("numpy", shakespeare_path, ck, "--steps", "5")
+    _train("numpy", corpus, ck, "--steps", "5")
     cfg = json.loads((ck / "config.json").read_text())
     cfg["train"]["min_lr"] = -1.0
     (ck / "config.json").write_text(json.dumps(cfg))
-    code, _, err = run_cli(["--backend", "numpy", "train", "--resume", ck, "--data", shakespeare_path,
+    code, _, err = run_cli(["--backend", "numpy", "train", "--resume", ck, "--data", corpus,
                             "--max-new-tokens", "0", "--steps", "2"])
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"error: checkpoint {ck} cannot be resumed: config.json's 'train' is invalid (min_lr must")
