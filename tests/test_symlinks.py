@@ -22,20 +22,26 @@ NP = ["--backend", "numpy"]
 
 
 class Workspace:
-    def __init__(self, tmp: Path, shakespeare_path: Path):
+    def __init__(self, tmp: Path):
         self.tmp = tmp
         self.data = tmp / "small.txt"
+        self.ck = tmp / "ck"
+        self.outside = tmp / "outside"  # what the links point at: never written, never read
+        self.other = self.outside / "other"
+        self.victim = self.outside / "victim.txt"
+        self.p = tmp / "p"
+
+    def build(self, shakespeare_path: Path) -> "Workspace":
+        """Two checkpoints, two prepared directories, a victim file: made once, copied for each test."""
         self.data.write_text(small_text(shakespeare_path))
         train_args = ("--steps", "4", "--eval-interval", "2", "--decay-steps", "8")
-        self.ck = train_checkpoint(tmp / "ck", self.data, *train_args)
-        self.outside = tmp / "outside"  # what the links point at: never written, never read
-        self.other = train_checkpoint(self.outside / "other", self.data, *train_args)
-        self.victim = self.outside / "victim.txt"
+        train_checkpoint(self.ck, self.data, *train_args)
+        train_checkpoint(self.other, self.data, *train_args)
         self.victim.write_text("the user's file\n")
-        for d in (tmp / "p", self.outside / "p2"):
+        for d in (self.p, self.outside / "p2"):
             code, _, err = run_cli(["data", "prepare", self.data, "--out", d])
             assert code == 0, err
-        self.p = tmp / "p"
+        return self
 
     def link(self, at: Path, to: Path) -> None:
         if at.exists() or at.is_symlink():
@@ -51,9 +57,16 @@ class Workspace:
         return out
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, shakespeare_path) -> Workspace:
+    return Workspace(tmp_path_factory.mktemp("ws")).build(shakespeare_path)
+
+
 @pytest.fixture
-def ws(tmp_path, shakespeare_path) -> Workspace:
-    return Workspace(tmp_path, shakespeare_path)
+def ws(tmp_path, built) -> Workspace:
+    """A fresh copy of the built workspace (each test plants its own links in it)."""
+    shutil.copytree(built.tmp, tmp_path, symlinks=True, dirs_exist_ok=True)
+    return Workspace(tmp_path)
 
 
 def _fifo(at: Path) -> None:
