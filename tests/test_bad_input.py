@@ -157,6 +157,22 @@ def misbehaving_server(body: bytes, limit_s: str | None = None, **server):
     return setup
 
 
+def dangling_cache(ws) -> None:
+    (ws.tmp / "cachelink").symlink_to(ws.tmp / "gone")
+    ws.stack.enter_context(env(BIGRAM_CACHE_DIR=str(ws.tmp / "cachelink")))
+
+
+def prepare_held(ws) -> None:
+    """Setup: {tmp}/p exists, and its lock is held as a running prepare holds it."""
+    import fcntl
+    import os
+
+    (ws.tmp / "p").mkdir()
+    fd = os.open(ws.tmp / "p", os.O_RDONLY)
+    ws.stack.callback(os.close, fd)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 def download_env(**values: str):
     def setup(ws):
         ws.stack.enter_context(env(BIGRAM_CACHE_DIR=str(ws.tmp / "cache"), **values))
@@ -545,6 +561,16 @@ CASES = [
          setup=download_env(BIGRAM_DATA_URL="file:///dev/zero")),
     Case("download-timeout-invalid", "`$BIGRAM_DOWNLOAD_TIMEOUT` is not a number of seconds > 0", DL_TRAIN,
          "$BIGRAM_DOWNLOAD_TIMEOUT must be", setup=download_env(BIGRAM_DOWNLOAD_TIMEOUT="soon")),
+    Case("cache-dir-is-a-file", "`$BIGRAM_CACHE_DIR` names a regular file", DL_TRAIN,
+         "is a file, not a directory; point BIGRAM_CACHE_DIR at a writable directory",
+         setup=lambda ws: ws.stack.enter_context(env(BIGRAM_CACHE_DIR=str(ws.file("cachefile", b"notes\n"))))),
+    Case("cache-dir-dangling-link", "`$BIGRAM_CACHE_DIR` is a symbolic link to nothing", DL_TRAIN,
+         "which does not exist; point BIGRAM_CACHE_DIR at a writable directory", setup=dangling_cache),
+    Case("out-foreign-stage", "`--out` holds a `.bigram-save` that bigram did not make", train_with("--out", "{ckpt}"),
+         ".bigram-save that bigram did not make",
+         setup=ckpt_then(lambda ws: (ws.ckpt / ".bigram-save").write_text("mine\n"))),
+    Case("prepare-out-busy", "another `data prepare` is writing into `--out`",
+         ["data", "prepare", "{data}", "--out", "{tmp}/p"], "is being prepared by another", setup=prepare_held),
     *TAMPERED,
 ]
 
