@@ -143,6 +143,7 @@ def train(
         check_out(out)  # a directory bigram must not write into is refused before the corpus is read
     name, cls = resolve_backend(backend)  # an unknown backend fails before the corpus is read
     run = TrainRun(name, device, distributed)
+    corpus_arg = corpus
     try:
         corpus = as_corpus(corpus, val_fraction=val_fraction, val_data=val_data, tokenizer=tokenizer)
         corpus.check_block_size(block_size)
@@ -154,12 +155,20 @@ def train(
         sample = lambda: visible_text(model.generate(SAMPLE_INTERVAL_TOKENS, seed=seed))  # noqa: E731
         result = run_train(impl, corpus, cfg, backend=name, out_dir=out, log=say, progress=progress,
                            run_config={"seed": seed}, save_interval=save_interval, batcher=batcher,
-                           is_main=run.is_main, sample_interval=sample_interval, sample=sample)
+                           is_main=run.is_main, sample_interval=sample_interval, sample=sample, group=run.group,
+                           resume_args=_corpus_args(corpus_arg, val_data))
     finally:
         run.close()  # leave the process group even when interrupted
     model.config, model.history, model.result, model.rank = result.config, result.history, result, run.rank
     model.path = Path(result.checkpoint) if result.checkpoint else None
     return model
+
+
+def _corpus_args(corpus, val_data) -> list[str]:
+    """--data/--val-data that read this corpus again, for the resume command an interrupt prints."""
+    source = corpus.source if isinstance(corpus, Corpus) else corpus
+    args = ["--data", str(source)] if isinstance(source, (str, Path)) and os.path.exists(source) else []
+    return args + (["--val-data", str(val_data)] if val_data is not None else [])
 
 
 def fit(

@@ -15,8 +15,11 @@ class TrainRun:
     """One process (rank 0 of 1), or one rank of a torchrun job joined at construction."""
 
     def __init__(self, backend: str, device: str, distributed: bool):
+        from bigram.core.distributed import Solo
+
         self.backend, self.distributed = backend, distributed
         self.rank, self.world = 0, 1
+        self.group = Solo()  # the collectives core's loop calls (core.distributed.Group)
         if distributed:
             if backend != "torch":
                 raise BigramError(f"--distributed runs on torch.distributed; use --backend torch, not {backend!r}")
@@ -26,13 +29,18 @@ class TrainRun:
             from bigram.backends.torch_dist import init_distributed
 
             self.rank, self.world = init_distributed(device)
+            from bigram.backends.torch_dist import TorchGroup
+
+            self.group = TorchGroup()
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def setup(self, model, corpus, cfg):
-        """(model, batcher) for core's train(); batcher None means core's default one."""
+    def setup(self, model, corpus, cfg, batcher_state: dict | None = None):
+        """(model, batcher) for core's train(); batcher None means core's default one.
+
+        `batcher_state`: this rank's saved stream, when resuming."""
         if self.backend != "torch" or not (self.distributed or model.device == "cuda"):
             return model, None
         from bigram.backends.torch_dist import DeviceBatcher, TorchTrainer
@@ -42,6 +50,8 @@ class TrainRun:
         model = TorchTrainer(model, distributed=self.distributed)
         if model.device == "cuda":  # the split lives on the GPU; batches are gathered there
             batcher = DeviceBatcher(batcher, model.torch_device)
+        if batcher_state is not None:
+            batcher.set_state(batcher_state)
         return model, batcher
 
     def close(self) -> None:

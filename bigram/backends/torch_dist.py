@@ -9,6 +9,9 @@ and code that asks for it, never by core.
 from __future__ import annotations
 
 import os
+import re
+import sys
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -17,26 +20,117 @@ from torch.nn.parallel import DistributedDataParallel
 
 from bigram.backends.torch_model import resolve_device
 from bigram.core.data import Batcher, bigram_counts, release_pages
-from bigram.core.distributed import shard_bounds, torchrun_env
+from bigram.core.distributed import TIMEOUT_ENV, dist_timeout, shard_bounds, torchrun_env
+from bigram.core.errors import BigramError
 
 
 def init_distributed(device: str = "auto") -> tuple[int, int]:
     """Join the process group torchrun describes in the environment: nccl on CUDA, gloo on CPU.
 
     On CUDA each rank takes the GPU numbered by its LOCAL_RANK. Returns (rank, world size).
+    Joining, and every collective after it, waits at most $BIGRAM_DIST_TIMEOUT seconds (300):
+    an unreachable MASTER_ADDR or a dead rank is a one-line error then, not torch's 30-minute wait.
     """
     torchrun_env()  # each variable checked: a bad one would raise deep in torch, RANK >= WORLD_SIZE would hang
+    timeout = dist_timeout()
     use_cuda = resolve_device(device).type == "cuda"  # a missing CUDA is a one-line error there
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        with _quiet_stderr() as quiet:
+            try:
+                dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(seconds=timeout))
+            except RuntimeError as e:  # DistNetworkError, DistStoreError: nobody answered in time
+                quiet.drop()
+                where = f"{os.environ['MASTER_ADDR'].strip()}:{os.environ['MASTER_PORT'].strip()}"
+                raise BigramError(
+                    f"rank {os.environ['RANK'].strip()} could not join the job at {where} within {timeout:g} s "
+                    f"({_first_line(e)}); check MASTER_ADDR/MASTER_PORT and that every rank started, or raise "
+                    f"${TIMEOUT_ENV}") from None
     return dist.get_rank(), dist.get_world_size()
 
 
 def close_distributed() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+class _quiet_stderr:
+    """torch's C++ layer logs every rendezvous retry with a stack trace to fd 2: hold that output
+    back while joining, and show it only if the join succeeds (a failure is our one line)."""
+
+    def __enter__(self):
+        import tempfile
+
+        sys.stderr.flush()
+        self.saved, self.buf = os.dup(2), tempfile.TemporaryFile()
+        os.dup2(self.buf.fileno(), 2)
+        self.keep = True
+        return self
+
+    def drop(self) -> None:
+        self.keep = False
+
+    def __exit__(self, *exc):
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        if self.keep and exc[0] is None:
+            self.buf.seek(0)
+            held = self.buf.read()
+            if held:
+                sys.stderr.flush()
+                os.write(2, held)
+        self.buf.close()
+        return False
+
+
+def _first_line(e: BaseException) -> str:
+    """A torch.distributed error's first line without its C++ source location."""
+    line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return re.sub(r"^\[[^\]]*\]\s*", "", line).split(". This is typically")[0].strip()
+
+
+def lost_rank_error(e: BaseException, what: str) -> BigramError:
+    """A collective that failed: a rank died (its connection closed) or did not answer in time."""
+    rank = dist.get_rank() if dist.is_initialized() else "?"
+    return BigramError(
+        f"rank {rank}: {what} failed ({_first_line(e)}): another rank died or did not answer within "
+        f"{dist_timeout():g} s (${TIMEOUT_ENV}); under `torchrun --max-restarts N` with --resume auto the job "
+        "restarts from its last checkpoint")
+
+
+class TorchGroup:
+    """core.distributed.Group on torch.distributed's default process group (gloo or nccl)."""
+
+    distributed = True
+
+    def __init__(self):
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+
+    def agree(self, flag: int) -> int:
+        t = torch.tensor([int(flag)], dtype=torch.int64, device=self.device)
+        try:
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        except RuntimeError as e:
+            raise lost_rank_error(e, "agreeing on the step") from None
+        return int(t.item())
+
+    def gather(self, obj):
+        out = [None] * self.world if self.rank == 0 else None
+        try:
+            dist.gather_object(obj, out, dst=0)
+        except RuntimeError as e:
+            raise lost_rank_error(e, "gathering the ranks' batch streams") from None
+        return out
+
+    def broadcast(self, obj):
+        box = [obj]
+        try:
+            dist.broadcast_object_list(box, src=0)
+        except RuntimeError as e:
+            raise lost_rank_error(e, "receiving rank 0's decision") from None
+        return box[0]
 
 
 class TorchTrainer:
@@ -68,6 +162,14 @@ class TorchTrainer:
         return self.inner._ids(a)
 
     def train_step(self, idx, targets) -> float:
+        if not self.distributed:
+            return self._step(idx, targets)
+        try:
+            return self._step(idx, targets)
+        except RuntimeError as e:  # DDP's all-reduce in backward(), or the loss's: a rank is gone
+            raise lost_rank_error(e, "a training step's all-reduce") from None
+
+    def _step(self, idx, targets) -> float:
         _, loss = self.module(self._ids(idx), self._ids(targets))  # loss: mean over this rank's (B/W)*T
         self.inner.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # under DDP: gradient averaged over ranks = gradient of the union batch
@@ -147,5 +249,8 @@ def distributed_bigram_counts(tokens: np.ndarray, vocab_size: int) -> np.ndarray
     counts = torch.from_numpy(bigram_counts(tokens[lo:hi], vocab_size))  # (V,V) int64
     if dist.get_backend() == "nccl":
         counts = counts.to(torch.device("cuda", torch.cuda.current_device()))
-    dist.all_reduce(counts, op=dist.ReduceOp.SUM)
+    try:
+        dist.all_reduce(counts, op=dist.ReduceOp.SUM)
+    except RuntimeError as e:
+        raise lost_rank_error(e, "summing the bigram counts") from None
     return counts.cpu().numpy()

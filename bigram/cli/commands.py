@@ -85,11 +85,13 @@ def train(
     ),
     sample_old: Optional[int] = typer.Option(None, "--sample", hidden=True, help="Deprecated: --max-new-tokens."),
     json_out: bool = typer.Option(False, "--json", help="Human output to stderr, one JSON object to stdout."),
-    resume: Optional[Path] = typer.Option(
-        None, "--resume", help="Continue the run saved in this checkpoint directory (its hyperparameters are kept)."
+    resume: Optional[str] = typer.Option(
+        None, "--resume", help="Continue the run saved in this checkpoint directory (its hyperparameters are kept); "
+        "auto: continue the run in --out if it holds one (same flags; --steps is the run's total), else start it.",
     ),
     save_interval: Optional[int] = typer.Option(
-        None, "--save-interval", help="Also save a checkpoint every N steps (SIGINT/SIGTERM always save)."
+        None, "--save-interval", help="Also save a checkpoint every N steps (SIGINT/SIGTERM always save): "
+        "at most N steps are lost when a process is killed.",
     ),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help=TOKENIZER_HELP),
     distributed: bool = typer.Option(
@@ -107,10 +109,12 @@ def train(
     if resume is not None:
         from bigram.cli.resume import resume_command
 
-        return resume_command(ctx, resume, data=data, steps=steps, out=out, save_interval=save_interval,
-                              max_new_tokens=max_new_tokens, json_out=json_out, dtype=dtype, tokenizer=tokenizer,
-                              distributed=distributed, val_fraction=val_fraction, val_data=val_data,
-                              sample_interval=sample_interval)
+        if resume_command(ctx, resume, data=data, steps=steps, out=out, save_interval=save_interval,
+                          max_new_tokens=max_new_tokens, json_out=json_out, dtype=dtype, tokenizer=tokenizer,
+                          distributed=distributed, val_fraction=val_fraction, val_data=val_data,
+                          sample_interval=sample_interval):
+            return None
+        # --resume auto and --out holds no checkpoint: the run starts here
     from bigram.api.functions import train as run_train
 
     st = state(ctx)

@@ -567,6 +567,7 @@ _CONFIG_TYPES = {
     "format_version": int, "bigram_version": str, "backend": str, "device": str, "dtype": str, "step": int,
     "vocab_size": int, "target_step": int, "seed": int, "evaluated": bool, "tokenizer": dict, "train": dict,
     "corpus": dict, "metrics": dict, "fit": dict, "batcher_state": dict, "eval_batcher_state": (dict, type(None)),
+    "world_size": int, "rank_batcher_states": list,
 }
 _NESTED_TYPES = {
     "corpus": {"sha256": str, "source": str},

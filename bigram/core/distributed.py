@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -102,3 +103,82 @@ class UnionBatcher:
 
     def get_state(self) -> dict:
         return self.batchers[0].get_state()
+
+
+# -- the collectives core's training loop needs ---------------------------------------------------------
+
+DEFAULT_TIMEOUT_S = 300.0  # a rank waits this long for the others (rendezvous, every collective)
+TIMEOUT_ENV = "BIGRAM_DIST_TIMEOUT"
+
+
+def dist_timeout(environ=None) -> float:
+    """Seconds any rank waits for the others: $BIGRAM_DIST_TIMEOUT, else 300 (torch's own default is 30 min)."""
+    env = os.environ if environ is None else environ
+    raw = env.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e6:  # NaN fails too
+        raise BigramError(f"${TIMEOUT_ENV}={raw!r} is not a number of seconds from 0 to 1e6; "
+                          f"e.g. {TIMEOUT_ENV}={DEFAULT_TIMEOUT_S:g}")
+    return value
+
+
+class Group(Protocol):
+    """The ranks of one job, as core's training loop sees them (bigram/backends/torch_dist.TorchGroup
+    is the torch.distributed one). Every rank calls each method at the same point of the run."""
+
+    rank: int
+    world: int
+    distributed: bool  # a torchrun job (even of one rank), not a plain process
+
+    def agree(self, flag: int) -> int:
+        """The largest `flag` of any rank, on every rank (e.g. a signal number, 0 for none)."""
+
+    def gather(self, obj: Any) -> list | None:
+        """Every rank's `obj`, in rank order, on rank 0 (None on the others)."""
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's `obj`, on every rank."""
+
+
+class Solo:
+    """One plain process: every collective is the identity."""
+
+    rank, world, distributed = 0, 1, False
+
+    def agree(self, flag: int) -> int:
+        return flag
+
+    def gather(self, obj: Any) -> list:
+        return [obj]
+
+    def broadcast(self, obj: Any) -> Any:
+        return obj
+
+
+def from_rank0(group: Group, fn: Callable[[], Any]) -> Any:
+    """fn() run on rank 0 alone, its result (or its error) handed to every rank.
+
+    Deciding once (which checkpoint to resume, whether there is one) means no
+    two ranks can decide differently, and only rank 0 needs to see --out.
+    """
+    if group.world == 1 and group.rank == 0:
+        return fn()
+    if group.rank == 0:
+        try:
+            result = ("ok", fn())
+        except BigramError as e:
+            group.broadcast(("error", str(e), e.exit_code))
+            raise
+        except BaseException as e:
+            group.broadcast(("error", f"rank 0 failed: {type(e).__name__}: {e}", 1))
+            raise
+        return group.broadcast(result)[1]
+    kind, *rest = group.broadcast(None)
+    if kind == "error":
+        raise BigramError(rest[0], exit_code=rest[1])
+    return rest[0]

@@ -19,6 +19,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from bigram.core.backend import AdamWConfig
 from bigram.core.checkpoint import Checkpoint, resolve_checkpoint_dir
 from bigram.core.data import Batcher, Corpus
@@ -129,12 +131,60 @@ def check_corpus(ck: Checkpoint, corpus: Corpus, ck_dir: Path, warn=None) -> Non
 
 def restore_batcher(ck: Checkpoint, corpus: Corpus, cfg: TrainConfig, ck_dir: Path) -> Batcher:
     batcher = make_train_batcher(corpus, cfg)
-    state = ck.config.get("batcher_state")
-    try:
-        batcher.set_state(state)
-    except (TypeError, ValueError, KeyError, OverflowError):
-        raise _bad(ck_dir, "config.json's 'batcher_state' is not a PCG64 state") from None
+    batcher.set_state(rank_stream(ck, ck_dir, 0))
     return batcher
+
+
+def rank_stream(ck: Checkpoint, ck_dir: Path, rank: int) -> dict:
+    """The batch stream rank `rank` resumes from (a plain run's is 'batcher_state'), checked as a PCG64 state."""
+    streams = ck.config.get("rank_batcher_states")
+    key = "batcher_state" if streams is None else f"rank_batcher_states[{rank}]"
+    state = ck.config.get("batcher_state") if streams is None else (streams[rank] if rank < len(streams) else None)
+    try:
+        np.random.PCG64().state = state
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise _bad(ck_dir, f"config.json's '{key}' is not a PCG64 state") from None
+    return state
+
+
+def check_world(ck: Checkpoint, ck_dir: Path, distributed: bool, world: int) -> None:
+    """A run resumes on as many ranks as wrote it: each rank draws its own stream (core/distributed.py),
+    so another number of ranks would train on other batches (and sum its gradients in another order)."""
+    saved = ck.config.get("world_size")
+    if saved is None and distributed:
+        raise BigramError(f"checkpoint {ck_dir} was written by one process, not a torchrun job; resume it "
+                          "without torchrun and --distributed")
+    if saved is not None and (not distributed or saved != world):
+        now = f"this job has {world}" if distributed else "this is one process"
+        raise BigramError(
+            f"checkpoint {ck_dir} was written by a torchrun job of {saved} rank{'s' if saved != 1 else ''} and "
+            f"{now}: resume it with `torchrun --nproc_per_node {saved} -m bigram train --distributed --resume "
+            f"{ck_dir} ...` (another number of ranks would draw other batches)")
+    streams = ck.config.get("rank_batcher_states")
+    if saved is not None and (not isinstance(streams, list) or len(streams) != saved):
+        raise _bad(ck_dir, f"config.json's 'rank_batcher_states' does not hold the streams of its {saved} ranks")
+
+
+def check_same_run(ck: Checkpoint, ck_dir: Path, fresh: TrainConfig, steps: int, dtype: str) -> None:
+    """--resume auto: the checkpoint in --out must be the run this command starts, every setting alike
+    (typed or default), its total --steps included; anything else is another run, not to be continued."""
+    saved = train_config(ck, ck_dir)
+    target = ck.config.get("target_step")
+    pairs = {"--steps": (target, steps), "--dtype": (str(ck.weights.dtype), dtype)}
+    now = fresh.resolved(steps)
+    for name, flag in KEPT.items():
+        if name in ("lr", "weight_decay"):
+            pairs[flag] = (getattr(saved.optim, name), getattr(now.optim, name))
+        else:
+            pairs[flag] = (getattr(saved, name), getattr(now, name))
+    for flag, (was, new) in pairs.items():
+        if was != new:
+            raise BigramError(
+                f"--resume auto: --out {ck_dir} holds a checkpoint of another run ({flag} {was} there, {new} "
+                f"here); pass the flags of the run that wrote it, another --out, or `--resume {ck_dir} --steps N` "
+                "to train that run N more steps")
+    if type(target) is int and ck.step > target:
+        raise _bad(ck_dir, f"it is at step {ck.step}, past its run's end ({target})")
 
 
 def continued_metrics(ck: Checkpoint, ck_dir: Path) -> list[dict]:

@@ -17,6 +17,7 @@ import numpy as np
 from bigram.core.backend import STATE_KEYS, AdamWConfig, Model
 from bigram.core.checkpoint import CheckpointDir, replacing_warning, save_checkpoint
 from bigram.core.data import Batcher, Corpus, bigram_counts
+from bigram.core.distributed import Group, Solo
 from bigram.core.errors import BigramError, Interrupted, require_positive
 from bigram.core.defaults import DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MIN_LR_DIVISOR, LR_SCHEDULES, METHODS
 from bigram.core.fast import make_step
@@ -227,6 +228,8 @@ def train(
     is_main: bool = True,
     sample_interval: int | None = None,
     sample: Callable[[], str] | None = None,
+    group: Group | None = None,
+    resume_args: list[str] | None = None,
 ) -> TrainResult:
     """Train `model` for cfg.steps steps past its current step; evaluate, log, checkpoint.
 
@@ -238,11 +241,16 @@ def train(
     resumed run evaluates where the uninterrupted one would have. SIGINT and
     SIGTERM save a checkpoint at the last completed step and raise Interrupted.
     `is_main` False: a non-zero rank of a data-parallel job, same steps, silent, saves nothing.
+    `group` (core.distributed.Group): the job's ranks. Before each step they agree on whether
+    any got a signal, so all stop after the same step; each save gathers every rank's batch
+    stream to rank 0, which alone writes. `resume_args` (e.g. ["--data", PATH]) go into the
+    resume command an interrupt prints, so that it works as printed.
     `sample_interval` N: every N steps (from step 0), log `sample()`, a short seeded sample of the
     model as it is then; it reads the table only, so the run's numbers are the same without it.
     """
-    if not is_main:
-        log, out_dir, progress = (lambda msg: None), None, False
+    group = group or Solo()
+    if not is_main or group.rank != 0:
+        log, out_dir, progress, is_main = (lambda msg: None), None, False, False
     cfg.validate()
     corpus.check_block_size(cfg.block_size)
     cfg.check_memory(corpus.vocab_size)
@@ -280,7 +288,7 @@ def train(
 
     corpus_record = corpus.record(evaluate.counts)  # the same for every save of the run
 
-    def snapshot(step: int, losses: dict | None = None) -> dict:
+    def snapshot(step: int, losses: dict | None = None, streams: list | None = None) -> dict:
         """config.json of the state after `step` steps."""
         config = dict(run_config or {})
         config.update(
@@ -289,6 +297,8 @@ def train(
             batcher_state=batcher.get_state(), eval_batcher_state=evaluate.get_state(),
             target_step=end, evaluated=step in evaluated,
         )
+        if group.distributed:  # a torchrun job: its ranks' streams, so that the same job can resume
+            config.update(world_size=group.world, rank_batcher_states=streams)  # rank r resumes from streams[r]
         if losses is not None:
             config["metrics"] = {"train_loss": losses["train"], "val_loss": losses["val"],
                                  "optimum_train_loss": optimal_loss(evaluate.counts["train"]),
@@ -296,13 +306,14 @@ def train(
         return config
 
     def save(step: int, losses: dict | None = None) -> str | None:
-        """Checkpoint the state after `step` steps, unless it went non-finite."""
+        """Checkpoint the state after `step` steps, unless it went non-finite. Every rank calls it."""
+        streams = group.gather(batcher.get_state())  # each rank's batch stream, on rank 0
         if out is None:
             return None
         state = model.get_state()
         if not all(np.isfinite(state[k]).all() for k in STATE_KEYS[:3]):
             raise _nonfinite_error("the weights", float("nan"), step, cfg, out, saved["step"])
-        path = str(save_checkpoint(ckdir, state, corpus.tokenizer, snapshot(step, losses)))
+        path = str(save_checkpoint(ckdir, state, corpus.tokenizer, snapshot(step, losses, streams)))
         saved["step"] = step
         return path
 
@@ -311,8 +322,9 @@ def train(
     with ckdir or contextlib.nullcontext(), _progress(progress, cfg.steps) as bar, _Signals() as signals, \
             np.errstate(over="ignore", invalid="ignore"):
         for step in range(start, end):
-            if signals.received:
-                raise _interrupted(signals.received, step, save(step))
+            stop = group.agree(signals.received)  # every rank, every step: none goes a step further
+            if stop:
+                raise _interrupted(stop, step, group.broadcast(save(step)), group, resume_args)
             if step % cfg.eval_interval == 0 and step not in evaluated:
                 do_eval(step)
             show_sample(step)
@@ -329,8 +341,9 @@ def train(
         ckpt = save(end, losses)
         if ckpt is not None:
             log(f"saved checkpoint to {ckpt}")
-        if signals.received:  # arrived during the final evaluation or save: the run is complete
-            raise _interrupted(signals.received, end, ckpt)
+        stop = group.agree(signals.received)
+        if stop:  # arrived during the final evaluation or save: the run is complete
+            raise _interrupted(stop, end, group.broadcast(ckpt), group, resume_args, complete=True)
     return TrainResult(
         step=end,
         train_loss=losses["train"],
@@ -366,11 +379,40 @@ def _nonfinite_error(what: str, value: float, step: int, cfg: TrainConfig, out: 
     )
 
 
-def _interrupted(signum: int, step: int, ckpt: str | None) -> Interrupted:
+def _interrupted(signum: int, step: int, ckpt: str | None, group: Group, resume_args: list[str] | None,
+                 complete: bool = False) -> Interrupted:
+    """What every rank raises; rank 0's message names the checkpoint and the command that continues it."""
     name = signal.Signals(signum).name
-    where = (f"saved checkpoint at step {step} to {ckpt}; continue with `bigram train --resume {ckpt}`"
-             if ckpt is not None else f"stopped at step {step}; nothing saved (no output directory)")
+    if group.rank != 0:
+        return Interrupted(f"{name} received: rank {group.rank} stopped at step {step} with the others",
+                           exit_code=128 + signum)
+    if ckpt is None:
+        where = f"stopped at step {step}; nothing saved (no output directory)"
+    elif complete:
+        where = f"the run is complete: saved its final checkpoint (step {step}) to {ckpt}"
+    else:
+        where = f"saved checkpoint at step {step} to {ckpt}; continue with `{resume_command(ckpt, group, resume_args)}`"
     return Interrupted(f"{name} received: {where}", exit_code=128 + signum)
+
+
+def resume_command(ckpt: str, group: Group, args: list[str] | None = None) -> str:
+    """The command that continues checkpoint `ckpt`, as the run was launched (torchrun's ranks, --data)."""
+    import shlex
+
+    words = ["train", "--resume", ckpt, *(args or [])]
+    if not group.distributed:
+        return shlex.join(["bigram", *words])
+    one_host = group.world == _local_world()
+    head = f"torchrun --nproc_per_node {group.world}" if one_host else "torchrun [your launch options]"
+    return f"{head} -m bigram {shlex.join([words[0], '--distributed', *words[1:]])}"
+
+
+def _local_world() -> int | None:
+    """Ranks on this host (torchrun's LOCAL_WORLD_SIZE): all of them unless the job spans hosts."""
+    import os
+
+    raw = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
+    return int(raw) if raw.isdigit() else None
 
 
 class _Signals:
