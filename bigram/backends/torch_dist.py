@@ -39,7 +39,7 @@ def init_distributed(device: str = "auto") -> tuple[int, int]:
     if not dist.is_initialized():
         with _quiet_stderr() as quiet:
             try:
-                dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(seconds=timeout))
+                _join("nccl" if use_cuda else "gloo", timedelta(seconds=timeout))
             except RuntimeError as e:  # DistNetworkError, DistStoreError: nobody answered in time
                 quiet.drop()
                 where = f"{os.environ['MASTER_ADDR'].strip()}:{os.environ['MASTER_PORT'].strip()}"
@@ -48,6 +48,19 @@ def init_distributed(device: str = "auto") -> tuple[int, int]:
                     f"({_first_line(e)}); check MASTER_ADDR/MASTER_PORT and that every rank started, or raise "
                     f"${TIMEOUT_ENV}") from None
     return dist.get_rank(), dist.get_world_size()
+
+
+def _join(backend: str, timeout: timedelta) -> None:
+    """init_process_group on torchrun's store, under a prefix of its own per restart.
+
+    torchrun (2.x) keeps one TCPStore for the whole job and hands it to every restart of the
+    workers unprefixed, so a restarted gloo rank would read the dead ranks' addresses and fail
+    to connect ("Connection refused"). TORCHELASTIC_RESTART_COUNT names the attempt.
+    """
+    store, rank, world = next(dist.rendezvous("env://", timeout=timeout))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0").strip() or "0"
+    store = dist.PrefixStore(f"bigram/attempt_{attempt}", store)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
 
 
 def close_distributed() -> None:
