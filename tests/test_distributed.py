@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +153,34 @@ def test_fit_and_eval_count_across_ranks_exactly(small_dir, tmp_path):
                     "--distributed", "--json"], tmp_path)
     got = json.loads(ev.stdout)
     assert got["train_loss"] == a["train_loss"] and got["optimum_train_loss"] == a["optimum_train_loss"]
+
+
+def test_an_unreachable_rendezvous_is_one_line_within_the_timeout(small_dir, tmp_path):
+    """torch's TCPStore would retry for 30 minutes (and log a C++ stack trace per retry): here
+    $BIGRAM_DIST_TIMEOUT bounds it, and the user sees one line naming the address."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, RANK="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+               BIGRAM_DIST_TIMEOUT="2", OMP_NUM_THREADS="1")
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "bigram", "--backend", "torch", "train", "--distributed", "--data",
+                           str(small_dir), "--steps", "1", "--out", str(tmp_path / "o")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - t0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith(f"error: rank 1 could not join the job at 127.0.0.1:{port} within 2 s")
+    assert "BIGRAM_DIST_TIMEOUT" in lines[0] and took < 60
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "nan", "soon", "1e9"])
+def test_a_bad_timeout_is_one_line(raw):
+    from bigram.core.distributed import dist_timeout
+
+    with pytest.raises(BigramError, match=r"BIGRAM_DIST_TIMEOUT=.* is not a number of seconds"):
+        dist_timeout({"BIGRAM_DIST_TIMEOUT": raw})
+    assert dist_timeout({}) == 300 and dist_timeout({"BIGRAM_DIST_TIMEOUT": " 2.5 "}) == 2.5

@@ -154,3 +154,33 @@ def test_a_finished_job_restarted_has_nothing_left_to_do(job):
                     str(SAVE), "--resume", "auto", "--out", "ref"], job)
     assert f"checkpoint ref is at step {STEPS}, the end of this run" in proc.stderr
     assert all(before[k].tobytes() == v.tobytes() for k, v in tensors(job / "ref").items())
+
+
+def test_a_rank_that_stops_answering_is_an_error_within_the_timeout(job):
+    """Rank 1 frozen (SIGSTOP) mid-training: rank 0's next collective gives up after $BIGRAM_DIST_TIMEOUT with
+    one line, instead of torch's 30-minute wait."""
+    from dist_kill import _workers
+
+    args = ["-m", "bigram", *BASE, "--data", "small.txt", "--steps", "1000000", "--save-interval", str(SAVE),
+            "--out", "frozen"]
+    agent = subprocess.Popen(torchrun() + args, cwd=job, env=env(BIGRAM_DIST_TIMEOUT="3"), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (job / "frozen" / "config.json").exists() or len(_workers(agent.pid)) < 2:
+            assert agent.poll() is None and time.monotonic() < deadline, agent.communicate()[1][-3000:]
+            time.sleep(0.01)
+        ranks = _workers(agent.pid)
+        os.kill(ranks[1], signal.SIGSTOP)
+        t0 = time.monotonic()
+        while os.path.exists(f"/proc/{ranks[0]}") and time.monotonic() - t0 < 60:
+            time.sleep(0.05)
+        took = time.monotonic() - t0
+        os.kill(ranks[1], signal.SIGKILL)
+        _, err = agent.communicate(timeout=120)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    line = [ln for ln in err.splitlines() if ln.startswith("error: rank 0:")]
+    assert len(line) == 1 and "did not answer within 3 s" in line[0], err[-3000:]
+    assert 3 <= took < 30, took
