@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         rest_same = report.returncode == 0 and side(tmp / "ref") == side(tmp / "killed")
         kinds = [k["kind"] for k in report.kills]
         result = {"kills": len(report.kills), "mid_step": kinds.count("step"), "mid_save": kinds.count("save"),
-                  "ranks_killed": [k["rank"] for k in report.kills], "restarts": report.restarts,
+                  "ranks_killed": "".join(str(k["rank"]) for k in report.kills), "restarts": report.restarts,
                   "torchrun_exit": report.returncode, "max_abs_diff": diff, "bit_identical": same,
                   "metrics_and_streams_equal": rest_same, "steps": args.steps, "save_interval": args.save_interval,
                   "wall_s": round(wall, 1)}

@@ -219,3 +219,72 @@ def test_resume_after_a_save_killed_in_the_fallback_gap_restores_dir_first(tmp_p
     _train("numpy", data, ck, "--resume", ck, "--steps", "2")
     assert {"config.json", "model.safetensors", "optimizer.safetensors"} <= set(seen[0])
     assert not (tmp_path / ".ck.old").exists() and json.loads((ck / "config.json").read_text())["step"] == 6
+
+
+def test_resume_auto_starts_fresh_continues_a_killed_run_and_stops_at_its_end(tmp_path, shakespeare_path, monkeypatch):
+    """--resume auto: no checkpoint in --out -> the plain run; a checkpoint left mid-run (a kill after a periodic
+    save) -> continued to the uninterrupted run's bits; the finished checkpoint -> nothing to do, exit 0."""
+    import shutil
+
+    import bigram.core.train as train_mod
+
+    data = tmp_path / "small.txt"
+    data.write_text(small_text(shakespeare_path))
+    run = ["--steps", "30", "--save-interval", "10", "--eval-interval", "10"]
+    full, auto, mid = tmp_path / "full", tmp_path / "auto", tmp_path / "mid"
+    _train("numpy", data, full, *run)
+    _train("numpy", data, auto, *run, "--resume", "auto")  # empty --out: starts the run
+    assert _files(auto) == _files(full)
+    real = train_mod.save_checkpoint
+
+    def keep_step_20(out, state, *args, **kwargs):  # what a SIGKILL just after the save at step 20 leaves
+        path = real(out, state, *args, **kwargs)
+        if int(state["adamw.step"]) == 20:
+            shutil.copytree(out.path if hasattr(out, "path") else out, mid)
+        return path
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", keep_step_20)
+    _train("numpy", data, tmp_path / "scratch", *run)
+    monkeypatch.setattr(train_mod, "save_checkpoint", real)
+    assert json.loads((mid / "config.json").read_text())["step"] == 20
+    err = _train("numpy", data, mid, *run, "--resume", "auto")
+    assert f"resuming {mid} at step 20 for 10 steps" in err
+    assert _files(mid) == _files(full)
+    strip = lambda rs: [(r["step"], r["train_loss"], r["val_loss"]) for r in rs]  # noqa: E731
+    assert strip(_metrics(mid)) == strip(_metrics(full))
+    before = _files(full)
+    err = _train("numpy", data, full, *run, "--resume", "auto")
+    assert "is at step 30, the end of this run; nothing left to train" in err and _files(full) == before
+
+
+@pytest.mark.parametrize("flag,value", [("--steps", "40"), ("--batch-size", "16"), ("--seed", "7"),
+                                        ("--lr", "0.05"), ("--dtype", "float64")])
+def test_resume_auto_refuses_another_runs_checkpoint(flag, value, tmp_path, shakespeare_path):
+    """A checkpoint in --out made with other settings is another run: one line naming the flag, nothing written."""
+    data = tmp_path / "small.txt"
+    data.write_text(small_text(shakespeare_path))
+    ck = tmp_path / "ck"
+    _train("numpy", data, ck, "--steps", "30")
+    before = _files(ck)
+    args = {"--steps": "30", flag: value}
+    code, _, err = run_cli(["--backend", "numpy", "train", "--data", data, "--out", ck, "--max-new-tokens", "0",
+                            "--resume", "auto", *[x for kv in args.items() for x in kv]])
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: --resume auto: --out {ck} holds a checkpoint of another run ({flag} ")
+    assert _files(ck) == before
+
+
+def test_a_distributed_checkpoint_resumes_only_on_its_number_of_ranks(tmp_path, shakespeare_path):
+    """Rank r's batches come from child r of W streams: another W is another run, refused naming the saved W."""
+    data = tmp_path / "small.txt"
+    data.write_text(small_text(shakespeare_path))
+    ck = tmp_path / "ck"
+    _train("numpy", data, ck, "--steps", "5")
+    cfg = json.loads((ck / "config.json").read_text())
+    cfg.update(world_size=2, rank_batcher_states=[cfg["batcher_state"]] * 2)  # as a 2-rank job saves it
+    (ck / "config.json").write_text(json.dumps(cfg))
+    code, _, err = run_cli(["--backend", "numpy", "train", "--resume", ck, "--data", data, "--steps", "2",
+                            "--max-new-tokens", "0"])
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"checkpoint {ck} was written by a torchrun job of 2 ranks and this is one process" in err
+    assert f"torchrun --nproc_per_node 2 -m bigram train --distributed --resume {ck}" in err

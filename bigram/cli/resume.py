@@ -89,9 +89,9 @@ def _read(ctx: typer.Context, ck_dir: Path, out: Path, auto: bool, steps: int, d
     ck = load_checkpoint(ck_dir)
     R.check_optimizer(ck, ck_dir)
     cfg = R.train_config(ck, ck_dir)
-    R.check_overrides(cfg, given)
-    if auto:
+    if auto:  # every setting, typed or not, must be the checkpoint's
         R.check_same_run(ck, ck_dir, fresh_config(ctx), steps, dtype)
+    R.check_overrides(cfg, given)
     if "dtype" in given and dtype != str(ck.weights.dtype):
         raise BigramError(f"--dtype {dtype} differs from the checkpoint's {ck.weights.dtype}: a resumed run keeps "
                           "its dtype; drop --dtype, or start a new run without --resume")

@@ -168,6 +168,7 @@ def check_world(ck: Checkpoint, ck_dir: Path, distributed: bool, world: int) -> 
 def check_same_run(ck: Checkpoint, ck_dir: Path, fresh: TrainConfig, steps: int, dtype: str) -> None:
     """--resume auto: the checkpoint in --out must be the run this command starts, every setting alike
     (typed or default), its total --steps included; anything else is another run, not to be continued."""
+    fresh.validate()  # a bad flag is named as such, not as another run's
     saved = train_config(ck, ck_dir)
     target = ck.config.get("target_step")
     pairs = {"--steps": (target, steps), "--dtype": (str(ck.weights.dtype), dtype)}
