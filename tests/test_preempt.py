@@ -95,31 +95,47 @@ def test_distributed_resume_is_bit_identical(job):
     assert [r[0] for r in extra] == [n]  # the first half's closing evaluation, the only record added
 
 
-def test_sigterm_saves_once_every_rank_exits_143_and_the_printed_command_finishes_the_run(job):
-    codes = job / "codes"
+def _signalled(job: Path, name: str, sig: signal.Signals, group: bool) -> tuple[int, str, float]:
+    """Start the 2-rank run, signal it once it has saved, return (the checkpoint's step, stderr, seconds from
+    the signal to torchrun's exit); every rank must have exited 128 + sig."""
+    codes = job / f"codes-{name}"
     codes.mkdir()
-    args = BASE + ["--data", "small.txt", "--steps", str(STEPS), "--save-interval", str(SAVE), "--out", "sig"]
+    args = BASE + ["--data", "small.txt", "--steps", str(STEPS), "--save-interval", str(SAVE), "--out", name]
     agent = subprocess.Popen(torchrun() + [str(ROOT / "tests" / "dist_kill.py"), str(codes), *args], cwd=job,
-                             env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
     deadline = time.monotonic() + 120
-    while not (job / "sig" / "config.json").exists():  # training is under way on both ranks
+    while not (job / name / "config.json").exists():  # training is under way on both ranks
         assert agent.poll() is None and time.monotonic() < deadline, agent.communicate()[1][-3000:]
         time.sleep(0.005)
     t0 = time.monotonic()
-    agent.send_signal(signal.SIGTERM)
+    if group:  # Ctrl-C in a terminal: the launcher and every rank get it at once
+        os.killpg(agent.pid, sig)
+    else:  # a scheduler signalling the launcher, which forwards it to the ranks
+        agent.send_signal(sig)
     _, err = agent.communicate(timeout=120)
     took = time.monotonic() - t0
     got = {p.name: int(p.read_text()) for p in codes.iterdir()}
-    assert got == {"rank0.code": 143, "rank1.code": 143}, err[-3000:]
-    m = re.search(r"interrupted: SIGTERM received: saved checkpoint at step (\d+) to sig; continue with `(.+)`", err)
+    assert got == {"rank0.code": 128 + sig, "rank1.code": 128 + sig}, err[-3000:]
+    m = re.search(rf"interrupted: {sig.name} received: saved checkpoint at step (\d+) to {name}; continue with `(.+)`",
+                  err)
     assert m, err[-3000:]
     k = int(m.group(1))
-    assert f"interrupted: SIGTERM received: rank 1 stopped at step {k} with the others" in err
+    assert f"interrupted: {sig.name} received: rank 1 stopped at step {k} with the others" in err
     assert err.count("saved checkpoint at step") == 1  # one save, by rank 0
-    step, world, rank_streams = streams(job / "sig")
+    step, world, rank_streams = streams(job / name)
     assert step == k < STEPS and world == 2 and len(rank_streams) == 2 and rank_streams[0] != rank_streams[1]
+    return k, m.group(2), took
+
+
+def test_ctrl_c_stops_every_rank_at_one_step_with_130(job):
+    _signalled(job, "ctrlc", signal.SIGINT, group=True)
+
+
+def test_sigterm_saves_once_every_rank_exits_143_and_the_printed_command_finishes_the_run(job):
+    k, command, took = _signalled(job, "sig", signal.SIGTERM, group=False)
     print(f"SIGTERM to exit on 2 ranks: {took:.2f} s, checkpoint at step {k}")
-    words = shlex.split(m.group(2))  # torchrun --nproc_per_node 2 -m bigram train --distributed --resume sig --data ..
+    words = shlex.split(command)  # torchrun --nproc_per_node 2 -m bigram train --distributed --resume sig --data ..
     assert words[:3] == ["torchrun", "--nproc_per_node", "2"] and "--data" in words
     _launch(words[3:] + ["--max-new-tokens", "0"], job)  # torchrun's own launcher, --standalone on this host
     assert same_bits(job / "sig", job / "ref") and losses(job / "sig") == losses(job / "ref")
