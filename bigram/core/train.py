@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import shlex
 import signal
 import sys
 import threading
@@ -391,14 +393,13 @@ def _interrupted(signum: int, step: int, ckpt: str | None, group: Group, resume_
     elif complete:
         where = f"the run is complete: saved its final checkpoint (step {step}) to {ckpt}"
     else:
-        where = f"saved checkpoint at step {step} to {ckpt}; continue with `{resume_command(ckpt, group, resume_args)}`"
+        again = continue_command(ckpt, group, resume_args)
+        where = f"saved checkpoint at step {step} to {ckpt}; continue with `{again}`"
     return Interrupted(f"{name} received: {where}", exit_code=128 + signum)
 
 
-def resume_command(ckpt: str, group: Group, args: list[str] | None = None) -> str:
+def continue_command(ckpt: str, group: Group, args: list[str] | None = None) -> str:
     """The command that continues checkpoint `ckpt`, as the run was launched (torchrun's ranks, --data)."""
-    import shlex
-
     words = ["train", "--resume", ckpt, *(args or [])]
     if not group.distributed:
         return shlex.join(["bigram", *words])
@@ -409,8 +410,6 @@ def resume_command(ckpt: str, group: Group, args: list[str] | None = None) -> st
 
 def _local_world() -> int | None:
     """Ranks on this host (torchrun's LOCAL_WORLD_SIZE): all of them unless the job spans hosts."""
-    import os
-
     raw = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
     return int(raw) if raw.isdigit() else None
 
