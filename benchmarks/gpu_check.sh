@@ -7,7 +7,10 @@
 # 1. the CUDA tests (tests/test_device.py), failing if any of them is skipped;
 # 2. 3000 steps of `train` on cuda and on cpu, same seed: wall time and losses side by side;
 # 3. prepare + train --data DIR on cuda (the split lives on the GPU, batches gathered there);
-# 4. torchrun on the GPU(s) with nccl: `train --distributed --device cuda`;
+# 4. torchrun on the GPU(s) with nccl: `train --distributed --device cuda`; then the preemption flow
+#    there: 500 steps + --resume 500 more against the 1000-step run (largest difference printed: CUDA's
+#    scatter-add may sum in any order, so bit identity is promised on CPU only), and a SIGTERM to
+#    torchrun mid-run (every rank's exit code, the checkpoint's step, the seconds to exit);
 # 5. `bigram check` / `bigram bench` on cuda, where those commands exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,6 +77,26 @@ NPROC=$("$PY" -c "import torch; print(torch.cuda.device_count() if '$DEV' == 'cu
 timeout 150 "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m bigram --backend torch \
   --device "$DEV" train --distributed --data "$TMP/tokens" --steps 1000 --batch-size $((32 * NPROC)) --max-new-tokens 0 \
   --json --out "$TMP/ck-ddp"
+DDP=("$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m bigram --backend torch --device "$DEV"
+     train --distributed --data "$TMP/tokens" --batch-size $((32 * NPROC)) --max-new-tokens 0)
+timeout 150 "${DDP[@]}" --steps 500 --decay-steps 1000 --out "$TMP/ck-half" 2>/dev/null
+timeout 150 "${DDP[@]}" --resume "$TMP/ck-half" --steps 500 2>/dev/null
+"$PY" - "$TMP/ck-ddp" "$TMP/ck-half" <<'PYEOF'
+import sys
+import numpy as np
+from safetensors.numpy import load
+d = max(float(np.abs(load(open(f"{a}/{n}", "rb").read())[k].astype(float)
+                     - load(open(f"{sys.argv[2]}/{n}", "rb").read())[k].astype(float)).max())
+        for a in sys.argv[1:2] for n in ("model.safetensors", "optimizer.safetensors")
+        for k in load(open(f"{a}/{n}", "rb").read()))
+print(f"500 steps + --resume 500 vs 1000 steps: largest difference {d:.3g}")
+PYEOF
+"${DDP[@]}" --steps 1000000 --save-interval 200 --out "$TMP/ck-term" >/dev/null 2>"$TMP/term.err" &
+AGENT=$!
+for _ in $(seq 1 1200); do [ -f "$TMP/ck-term/config.json" ] && break; sleep 0.1; done
+T0=$(date +%s.%N); kill -TERM "$AGENT"; wait "$AGENT" || true; T1=$(date +%s.%N)
+grep "^interrupted:" "$TMP/term.err" || echo "SIGTERM: no rank said it stopped (FAILED)"
+echo "SIGTERM to torchrun's exit: $("$PY" -c "print(round($T1 - $T0, 2))") s"
 
 echo "== 5. bigram check / bench (where they exist)"
 if "${BIGRAM[@]}" check --help >/dev/null 2>&1; then
