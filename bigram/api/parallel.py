@@ -48,6 +48,7 @@ class TrainRun:
 
         batcher = rank_batcher(corpus.train, cfg.batch_size, cfg.block_size, cfg.seed, self.rank, self.world)
         model = TorchTrainer(model, distributed=self.distributed)
+        self.trainer = model
         if model.device == "cuda":  # the split lives on the GPU; batches are gathered there
             batcher = DeviceBatcher(batcher, model.torch_device)
         if batcher_state is not None:
@@ -58,6 +59,8 @@ class TrainRun:
         if self.distributed:
             from bigram.backends.torch_dist import close_distributed
 
+            if getattr(self, "trainer", None) is not None:
+                self.trainer.release()  # DDP's reducer holds the group: let it go first
             close_distributed()
 
 

@@ -169,6 +169,15 @@ class TorchTrainer:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
+    def release(self) -> None:
+        """Drop the DDP wrapper (its reducer and its hold on the process group) before the group is
+        destroyed: one left to interpreter exit can abort the process (gloo's threads, SIGABRT)."""
+        if self.module is not self.inner.model:
+            self.module = self.inner.model
+            import gc
+
+            gc.collect()
+
     def _ids(self, a) -> torch.Tensor:
         if isinstance(a, torch.Tensor):
             return a.to(self.inner.torch_device, torch.long, non_blocking=True)
