@@ -8,6 +8,13 @@ Free to choose: --steps (N more; default: up to the end of the interrupted
 run), --out (default: DIR itself), --save-interval, --data (must
 have the same vocabulary), --max-new-tokens, --json, --device, and --backend (default:
 the checkpoint's; resuming on the same backend is what is bit-exact).
+
+`--resume auto` continues the run in --out when it holds one and starts it
+otherwise; the command line then describes the whole run (--steps is its
+total, every setting must be the checkpoint's). Under torchrun rank 0 reads
+the checkpoint and sends it to the other ranks; each resumes its own batch
+stream, and the job must have as many ranks as the one that saved it
+(docs/scale.md, "Preemption and restarts").
 """
 
 from __future__ import annotations
