@@ -31,23 +31,25 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from bigram.bench import BenchConfig, run_bench, to_markdown
-    from bigram.cli.bench import write_report
+    from bigram.cli.bench import check_report_target, write_report
 
     from bigram.core.errors import BigramError
 
     try:
         cfg = BenchConfig.from_options(quick=args.quick, data=args.data, threads=args.threads, rounds=args.rounds,
                                        backends=args.backends, measures=args.measures)
+        if args.commit:
+            check_report_target(HERE / "RESULTS")  # before the run, not after its minutes
         report = run_bench(cfg)
+        report["meta"]["command"] = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        md = to_markdown(report)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        write_report(report, md, HERE / "results" / f"bench-{stamp}")
+        if args.commit:
+            write_report(report, md, HERE / "RESULTS")
     except BigramError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    report["meta"]["command"] = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    md = to_markdown(report)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    write_report(report, md, HERE / "results" / f"bench-{stamp}")
-    if args.commit:
-        write_report(report, md, HERE / "RESULTS")
     sys.stdout.write(md)
     return 0
 

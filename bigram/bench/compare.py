@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bigram.bench.engine import BASELINE, REPORT_FORMAT, _fmt, describe_run
 from bigram.core.errors import BigramError
+from bigram.core.metrics import _is_float as is_float  # a number float() holds (not 400 digits)
 
 DEFAULT_THRESHOLD = 0.10
 
@@ -47,12 +48,15 @@ def _num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+MAX_REPORT_BYTES = 64 << 20  # a report is a few kB: values for a handful of rounds and contestants
+
+
 def load_report(path: Path | str) -> dict:
-    """A saved bench report, checked: a one-line BigramError for a file that is missing, unreadable, not JSON,
-    or not a `bigram bench` report."""
+    """A saved bench report, checked: a one-line BigramError for a file that is missing, unreadable, not a
+    regular file (a FIFO would block, /dev/zero never end), too large, not JSON, or not a `bigram bench` report."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = _read_text(p)
     except (OSError, UnicodeDecodeError) as e:
         why = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
         raise BigramError(f"cannot read the bench report {str(p)!r} ({why}); pass a PREFIX.json written by "
@@ -72,6 +76,21 @@ def load_report(path: Path | str) -> dict:
     return report
 
 
+def _read_text(p: Path) -> str:
+    """The file's text; opened without blocking and checked to be a regular file of a report's size first."""
+    import os
+    import stat
+
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(0, "not a regular file")
+        if st.st_size > MAX_REPORT_BYTES:
+            raise OSError(0, f"{st.st_size:,} bytes, far more than a report's few kB")
+        return f.read(MAX_REPORT_BYTES + 1).decode("utf-8")
+
+
 def _not_a_report(report) -> str | None:
     """What makes `report` something other than a bench report (this format or an older one), or None."""
     if not isinstance(report, dict) or not isinstance(report.get("meta", {}), dict):
@@ -86,8 +105,7 @@ def _not_a_report(report) -> str | None:
         if not isinstance(m, dict) or not isinstance(m.get("median"), dict) or \
                 not isinstance(m.get("higher_is_better"), bool):
             return f"measure {key!r} has no medians or direction"
-        bad = [who for who, v in m["median"].items()
-               if not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))]
+        bad = [who for who, v in m["median"].items() if not (v is None or is_float(v))]
         if bad:
             return f"measure {key!r} has a median for {bad[0]!r} that is not a number"
     return None
@@ -117,6 +135,9 @@ def compare(old: dict, new: dict, threshold: float = DEFAULT_THRESHOLD) -> list[
     om, nm = old["measures"], new["measures"]
     for key in [*nm, *(k for k in om if k not in nm)]:
         o, n = om.get(key, {}), nm.get(key, {})
+        if o and n and o["higher_is_better"] != n["higher_is_better"]:
+            raise BigramError(f"measure {key!r} is higher-is-better in one report and lower-is-better in the other, "
+                              "so one of them was edited; compare reports written by `bigram bench --report`")
         ref = n or o
         hib = bool(ref["higher_is_better"])
         before, after = o.get("median", {}), n.get("median", {})
@@ -133,6 +154,13 @@ def compare(old: dict, new: dict, threshold: float = DEFAULT_THRESHOLD) -> list[
                 verdict = "regression" if w > threshold else "ok"
             rows.append(Row(key, ref.get("title", key), ref.get("unit", ""), who, b, a, hib, w, verdict))
     return rows
+
+
+def check_judged(rows: list[Row]) -> None:
+    """A comparison that judged no figure must not pass as 'no regression' (a CI gate that checks nothing)."""
+    if not any(r.verdict in ("ok", "regression") for r in rows):
+        raise BigramError("the two reports share no figure of a bigram backend to compare (different --measures "
+                          "or --backends, or no figures); compare reports of the same --measures and --backends")
 
 
 def regressions(rows: list[Row]) -> list[Row]:
@@ -170,10 +198,17 @@ def to_markdown(rows: list[Row], threshold: float, old: dict, new: dict) -> str:
     ]
     for r in rows:
         verdict = "**REGRESSION**" if r.verdict == "regression" else r.verdict
-        lines.append(f"| {r.title} | {r.unit} | {r.who} | {_fmt(r.before)} | {_fmt(r.after)} | {_fmt(r.ratio)} | "
-                     f"{_change(r)} | {verdict} |")
+        lines.append(f"| {_cell(r.title)} | {_cell(r.unit)} | {_cell(r.who)} | {_fmt(r.before)} | {_fmt(r.after)} | "
+                     f"{_fmt(r.ratio)} | {_change(r)} | {verdict} |")
     lines += ["", summary(rows, threshold)]
     return "\n".join(lines) + "\n"
+
+
+def _cell(text) -> str:
+    """A report's string in a markdown cell: invisible characters escaped, a | kept from splitting the row."""
+    from bigram.core.display import printable
+
+    return printable(str(text)).replace("|", "\\|")
 
 
 def summary(rows: list[Row], threshold: float) -> str:
@@ -181,7 +216,7 @@ def summary(rows: list[Row], threshold: float) -> str:
     if not bad:
         judged = sum(r.verdict == "ok" for r in rows)
         return f"No regression: none of {judged} figures is worse by more than {threshold:.0%}."
-    names = ", ".join(f"{r.measure} ({r.who}, {_change(r)})" for r in bad)
+    names = ", ".join(f"{_cell(r.measure)} ({_cell(r.who)}, {_change(r)})" for r in bad)
     return f"{len(bad)} regression(s) worse by more than {threshold:.0%}: {names}."
 
 

@@ -123,8 +123,12 @@ def _saved_field(name: str, v, default):
     BigramError here, not a traceback (or a division by zero) in the middle of a run."""
     from bigram.core.errors import BigramError
 
+    # A size at most 10x the full run's (a slow machine's longer run fits; an edited 10**6 MB corpus or 10**9
+    # rounds, which would exhaust memory or never end, does not); threads and cores at most MAX_THREADS.
+    most = MAX_THREADS if name in ("threads", "baseline_threads", "slope_busy_cores") else 10 * _largest(default)
+
     def count(x, least=1) -> bool:
-        return type(x) is int and x >= least
+        return type(x) is int and least <= x <= most
 
     if isinstance(default, tuple) and isinstance(v, list):
         v = tuple(v)
@@ -144,9 +148,27 @@ def _saved_field(name: str, v, default):
     else:  # data (a path or None), threads (None or a count)
         ok = v is None or (isinstance(v, str) if name == "data" else count(v))
     if not ok:
-        raise BigramError(f"the saved report's config has {name} = {v!r}, not a bench setting; compare "
+        bound = f" (whole numbers here are at most {most:,})" if most and not isinstance(default, bool) else ""
+        raise BigramError(f"the saved report's config has {name} = {_short(v)}, not a bench setting{bound}; compare "
                           "against a report written by `bigram bench --report`")
     return v
+
+
+MAX_THREADS = 1024
+
+
+def _largest(default) -> int:
+    """The largest number in a full run's setting (5, (1_000, 10_000, 100_000), {"b32": (400, 4000), ...})."""
+    if isinstance(default, dict):
+        return max(_largest(v) for v in default.values())
+    if isinstance(default, tuple):
+        return max((_largest(v) for v in default), default=0)
+    return default if type(default) is int else 0
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 DEFAULT_BACKENDS = ("numpy", "torch")  # bigram's own; third-party ones only when named or with --backends all
@@ -969,14 +991,17 @@ def describe_run(meta: dict) -> str:
     meta = obj(meta)
     v, mach, config, commit = (obj(meta.get("versions", meta)), obj(meta.get("machine")) or meta,
                                obj(meta.get("config")), obj(meta.get("commit")))
+    from bigram.core.display import printable
+
     libs = "".join(f", {k} {v[k]}" for k in ("numpy", "torch", "jax") if v.get(k))
     load = mach.get("load_avg")
     load = [x for x in load if isinstance(x, (int, float))] if isinstance(load, list) else []
     sha = commit.get("sha")
     at = f"; commit {sha[:10]}{' (modified)' if commit.get('dirty') else ''}" if isinstance(sha, str) else ""
-    return (f"Command: `{meta.get('command')}` - {config.get('rounds')} interleaved rounds, medians; "
+    line = (f"Command: `{meta.get('command')}` - {config.get('rounds')} interleaved rounds, medians; "
             f"torch threads {_threads_note(config)}; Python {v.get('python')}{libs}, "
-            f"{mach.get('cpus')} CPUs, load average at end {', '.join(f'{x:.1f}' for x in load)}{at}.")
+            f"{mach.get('cpus')} CPUs, load average at end {', '.join(f'{x:.1f}' if abs(x) < 1e4 else f'{x:.3g}' for x in load)}{at}.")
+    return printable(line)  # a tampered report's newlines or escape sequences are shown, never obeyed
 
 
 def to_markdown(report: dict) -> str:

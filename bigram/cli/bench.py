@@ -58,6 +58,8 @@ def bench(
         raise BigramError("--report saves a run, and with --against nothing runs; drop --report (NEW.json is "
                           "already saved)")
     cmp.check_threshold(threshold)
+    if report_to is not None:
+        check_report_target(report_to)  # before the run: its minutes are not lost to a path that cannot be written
     old = cmp.load_report(compare_to) if compare_to is not None else None
     if against is not None:
         new = cmp.load_report(against)
@@ -70,6 +72,7 @@ def bench(
         _emit(new if json_out else to_markdown(new))
         return
     rows = cmp.compare(old, new, threshold)
+    cmp.check_judged(rows)
     _emit(cmp.to_json(rows, threshold, old, new) if json_out else cmp.to_markdown(rows, threshold, old, new))
     if cmp.regressions(rows):
         print(f"bench: {cmp.summary(rows, threshold)}", file=sys.stderr)
@@ -104,6 +107,36 @@ def write_report(report: dict, md: str, prefix: Path) -> None:
 
     from bigram.core.metrics import json_safe
 
+    check_report_target(prefix)
     text = json.dumps(json_safe(report), indent=1, default=str, allow_nan=False)  # NaN -> null: standard JSON
     write_file_atomic(Path(f"{prefix}.json"), (text + "\n").encode())
     write_file_atomic(Path(f"{prefix}.md"), md.encode())
+
+
+def check_report_target(prefix: Path) -> None:
+    """PREFIX.json and PREFIX.md may be new, or an earlier report: never a link, a directory, or a user's file
+    (`--report notes` must not turn notes.md into a table)."""
+    from bigram.core.errors import BigramError
+    from bigram.core.safefs import holds_a_file, read_nofollow
+
+    parent = Path(prefix).parent
+    if parent.exists() and not parent.is_dir():
+        raise BigramError(f"--report {prefix}: {parent} is not a directory; choose another PREFIX")
+    for path in (Path(f"{prefix}.json"), Path(f"{prefix}.md")):
+        if holds_a_file(path) and not _is_report(path, read_nofollow(path)):
+            raise BigramError(f"--report {prefix}: {path} exists and is not a bench report; bigram bench replaces "
+                              "only an earlier report: choose another PREFIX, or delete that file first")
+
+
+def _is_report(path: Path, raw: bytes) -> bool:
+    """The file is one `bigram bench --report` wrote: its JSON report, or the markdown that starts with the run."""
+    import json
+
+    from bigram.bench.compare import _not_a_report
+
+    if path.suffix == ".md":
+        return raw.startswith(b"Command: `")
+    try:
+        return _not_a_report(json.loads(raw)) is None
+    except (ValueError, RecursionError):
+        return False

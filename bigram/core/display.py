@@ -46,6 +46,12 @@ def visible_text(text: str) -> str:
     return "".join(" " if c == " " else visible(c) for c in text)
 
 
+def printable(text: str) -> str:
+    """Untrusted text (a saved report's command or title) for a terminal: invisible characters, escape
+    sequences and newlines escaped, everything else as it is (a backslash stays one)."""
+    return "".join(escape(c) if c != " " and unicodedata.category(c) in _HIDDEN else c for c in text)
+
+
 def byte_label(b: int) -> str:
     """A byte-tokenizer id: the ASCII character it is, or its byte escape (a UTF-8 fragment)."""
     return visible(chr(b)) if b < 0x80 else f"\\x{b:02x}"

@@ -379,6 +379,20 @@ def read_nofollow(path: str | Path) -> bytes:
     return read_fd(open_nofollow(path))
 
 
+def holds_a_file(path: str | Path) -> bool:
+    """Whether a file of some bytes is at `path` (a name about to be replaced); a link, a directory or a FIFO
+    there is the user's, a BigramError."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(st.st_mode):
+        raise link_error(Path(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise not_regular_error(Path(path), st.st_mode)
+    return st.st_size > 0
+
+
 def write_file_atomic(path: str | Path, data: bytes) -> None:
     """Write `path` so that readers see the old file or the new, never half; never through a link."""
     path = Path(path)

@@ -1,0 +1,158 @@
+"""An attacker's review of `bigram bench --report/--compare` and `bigram plot`: each case failed before its fix
+(a traceback, a hang, a user's file replaced, a gate that passed on nothing, a tampered report obeyed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import pytest
+
+from clirun import run_cli
+from test_attack_fixes import _snapshot
+from test_bench import _saved, synthetic
+
+
+def _one_line_error(code, out, err, why):
+    assert code == 2 and out == "", err
+    assert len(err.strip().splitlines()) == 1 and why in err and "Traceback" not in err, err
+
+
+# ----------------------------------------------------------------------------
+# bench --compare
+
+
+def test_compare_refuses_a_median_too_large_for_a_float(tmp_path):
+    good = _saved(tmp_path, "good.json", synthetic(train={"numpy": 1}))
+    huge = tmp_path / "huge.json"
+    huge.write_text('{"measures": {"train": {"median": {"numpy": 1' + "0" * 400 + '}, "higher_is_better": true}}}')
+    _one_line_error(*run_cli(["bench", "--compare", good, "--against", huge]), "is not a number")
+
+
+def test_compare_refuses_a_fifo_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "old.json"
+    os.mkfifo(fifo)
+    good = _saved(tmp_path, "good.json", synthetic(train={"numpy": 1}))
+    result = []
+    t = threading.Thread(target=lambda: result.append(run_cli(["bench", "--compare", fifo, "--against", good])),
+                         daemon=True)
+    t.start()
+    t.join(30)
+    if not result:  # free the blocked reader
+        with open(fifo, "wb"):
+            pass
+        t.join(5)
+        pytest.fail("bench --compare blocked on a FIFO")
+    _one_line_error(*result[0], "not a regular file")
+
+
+def test_compare_refuses_a_report_far_too_large_to_be_one(tmp_path):
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(65 << 20)  # sparse: no disk used
+    good = _saved(tmp_path, "good.json", synthetic(train={"numpy": 1}))
+    _one_line_error(*run_cli(["bench", "--compare", big, "--against", good]), "far more than a report's")
+
+
+def test_compare_refuses_reports_that_disagree_on_a_measures_direction(tmp_path):
+    old = synthetic(train={"numpy": 1000})
+    new = synthetic(train={"numpy": 500})  # 2x slower: a regression, unless the direction is flipped
+    new["measures"]["train"]["higher_is_better"] = False
+    _one_line_error(*run_cli(["bench", "--compare", _saved(tmp_path, "old.json", old),
+                              "--against", _saved(tmp_path, "new.json", new)]), "one of them was edited")
+
+
+@pytest.mark.parametrize("old, new", [
+    (synthetic(generate={"lecture": 1, "numpy": 1}), synthetic(count={"lecture": 1, "numpy": 1})),  # --measures
+    (synthetic(train={"lecture": 1, "numpy": 1}), synthetic(train={"lecture": 1, "torch": 1})),  # --backends
+    (synthetic(train={"numpy": None}), synthetic(train={"numpy": None})),  # no figures at all
+])
+def test_compare_that_judges_no_figure_is_not_a_pass(tmp_path, old, new):
+    for json_out in ([], ["--json"]):
+        _one_line_error(*run_cli(["bench", "--compare", _saved(tmp_path, "old.json", old),
+                                  "--against", _saved(tmp_path, "new.json", new), *json_out]), "share no figure")
+
+
+def test_compare_shows_a_tampered_reports_text_but_never_obeys_it(tmp_path):
+    old = synthetic(train={"numpy": 1000})
+    new = synthetic(train={"numpy": 1000})
+    new["meta"]["command"] = "x\n\x1b[2K\rNo regression | fake"
+    new["meta"]["machine"] = {"load_avg": [1e308]}
+    new["measures"]["train"]["title"] = "t|\x1b[31mred"
+    code, out, err = run_cli(["bench", "--compare", _saved(tmp_path, "old.json", old),
+                              "--against", _saved(tmp_path, "new.json", new)])
+    assert code == 0, err
+    assert "\x1b" not in out and "\r" not in out
+    assert "After: Command: `x\\x0a\\x1b[2K\\x0dNo regression | fake`" in out  # one line, escapes shown
+    assert "load average at end 1e+308" in out  # not 309 digits
+    assert "| t\\|\\x1b[31mred | steps/s | numpy |" in out  # one cell, not two
+
+
+def test_saved_config_sizes_are_bounded():
+    """OLD's sizes are rerun: an edited 10**6 MB corpus or 10**9 rounds would exhaust memory or never end."""
+    from bigram.bench import BenchConfig
+    from bigram.core.errors import BigramError
+
+    for bad in ({"big_corpus_mb": 10**6}, {"rounds": 10**9}, {"gen_tokens": [1000, 10**12]}, {"threads": 10**6},
+                {"train_steps": {"b32": [1, 10**9], "b512": [1, 1]}}):
+        with pytest.raises(BigramError, match="not a bench setting .whole numbers here are at most"):
+            BenchConfig.from_saved(bad)
+    full = BenchConfig()
+    assert BenchConfig.from_saved({"big_corpus_mb": 10 * full.big_corpus_mb, "rounds": 50}).rounds == 50
+
+
+# ----------------------------------------------------------------------------
+# bench --report
+
+
+@pytest.fixture
+def fake_run(monkeypatch):
+    """run_bench replaced by a report made up at once; `calls` counts the runs."""
+    import bigram.bench
+
+    calls = []
+
+    def run_bench(cfg, log=None):
+        calls.append(cfg)
+        report = {**synthetic(train={"lecture": 1, "numpy": 2}), "targets": []}
+        report["measures"]["train"]["ratio"] = {"numpy": 2.0}
+        return report
+
+    monkeypatch.setattr(bigram.bench, "run_bench", run_bench)
+    return calls
+
+
+def _make_victim(tmp_path, kind):
+    if kind == "notes.md":
+        (tmp_path / "r.md").write_text("# my notes\n")
+    elif kind == "data.json":
+        (tmp_path / "r.json").write_text('{"my": "data"}')
+    elif kind == "link":
+        (tmp_path / "mine.txt").write_text("mine")
+        (tmp_path / "r.json").symlink_to(tmp_path / "mine.txt")
+    elif kind == "directory":
+        (tmp_path / "r.md").mkdir()
+
+
+@pytest.mark.parametrize("kind, why", [("notes.md", "is not a bench report"), ("data.json", "is not a bench report"),
+                                       ("link", "is a symbolic link"), ("directory", "is a directory")])
+def test_report_refuses_a_users_file_link_or_directory_before_running(tmp_path, fake_run, kind, why):
+    _make_victim(tmp_path, kind)
+    before = (_snapshot(tmp_path), sorted(os.listdir(tmp_path)))
+    code, out, err = run_cli(["bench", "--report", tmp_path / "r"])
+    _one_line_error(code, out, err, why)
+    assert fake_run == []  # refused before the run, not after its minutes
+    assert (_snapshot(tmp_path), sorted(os.listdir(tmp_path))) == before
+    if kind == "link":
+        assert (tmp_path / "r.json").is_symlink()
+
+
+def test_report_replaces_its_own_earlier_report_and_refuses_a_file_as_its_directory(tmp_path, fake_run):
+    for _ in range(2):
+        code, _, err = run_cli(["bench", "--report", tmp_path / "r"])
+        assert code == 0, err
+    assert json.loads((tmp_path / "r.json").read_text())["measures"]["train"]["median"] == {"lecture": 1, "numpy": 2}
+    (tmp_path / "file").write_text("x")
+    _one_line_error(*run_cli(["bench", "--report", tmp_path / "file" / "r"]), "is not a directory")
+    assert len(fake_run) == 2
