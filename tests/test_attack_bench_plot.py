@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import threading
+import warnings
 
 import pytest
 
-from clirun import run_cli
-from test_attack_fixes import _snapshot
+from clirun import run_cli, train_checkpoint
+from test_attack_fixes import _snapshot, data  # noqa: F401 - the fixture: a small corpus
 from test_bench import _saved, synthetic
+
+NP = ["--backend", "numpy"]
 
 
 def _one_line_error(code, out, err, why):
@@ -156,3 +159,54 @@ def test_report_replaces_its_own_earlier_report_and_refuses_a_file_as_its_direct
     (tmp_path / "file").write_text("x")
     _one_line_error(*run_cli(["bench", "--report", tmp_path / "file" / "r"]), "is not a directory")
     assert len(fake_run) == 2
+
+
+# ----------------------------------------------------------------------------
+# plot
+
+
+@pytest.mark.parametrize("line, why", [
+    ('{"step": 1' + "0" * 400 + ', "train_loss": 2}', "not a whole number from 0 to 2**53"),
+    ('{"step": 1, "train_loss": -1e308, "val_loss": 1e308}', "has a negative train_loss"),
+])
+def test_plot_refuses_metrics_no_run_writes(tmp_path, data, line, why):  # noqa: F811
+    ck = train_checkpoint(tmp_path / "ck", data, steps=3)
+    with open(ck / "metrics.jsonl", "a") as f:
+        f.write(line + "\n")
+    _one_line_error(*run_cli([*NP, "plot", "--checkpoint", ck, "--out", tmp_path / "p.png"]), why)
+    assert not (tmp_path / "p.png").exists()
+
+
+def _edit_config(ck, edit):
+    cfg = json.loads((ck / "config.json").read_text())
+    edit(cfg)
+    (ck / "config.json").write_text(json.dumps(cfg))
+
+
+def test_plot_draws_a_checkpoint_with_absurd_counts_or_optimum(tmp_path, data):  # noqa: F811
+    pytest.importorskip("matplotlib")
+    ck = train_checkpoint(tmp_path / "ck", data, steps=3)
+    _edit_config(ck, lambda c: (c["corpus"].update(token_counts=[10**30] * len(c["corpus"]["token_counts"])),
+                                c["metrics"].update(optimum_train_loss=1e308), c.update(backend="\x1b[31m$x$")))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        code, out, err = run_cli([*NP, "plot", "--checkpoint", ck, "--out", tmp_path / "p.png"])
+    assert code == 0, err
+    assert "recorded optimum 1e+308 is not a loss" in err
+    assert not [w for w in seen if issubclass(w.category, (RuntimeWarning, UserWarning))], [str(w) for w in seen]
+    assert (tmp_path / "p.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("name, content", [
+    ("backup.tar.gz", b"\x1f\x8b\x08\x00 my archive"),
+    ("pom.xml", b'<?xml version="1.0"?><project/>'),
+    ("song.wav", b"RIFF\x24\x00\x00\x00WAVEfmt "),
+    ("clip.webp", b"RIFF\x24\x00\x00\x00AVI LIST"),
+    ("old.pdf", b"\x89PNG\r\n\x1a\n but named .pdf"),
+])
+def test_plot_out_replaces_only_an_image_of_the_format_its_name_gets(tmp_path, data, name, content):  # noqa: F811
+    ck = train_checkpoint(tmp_path / "ck", data, steps=3)
+    (tmp_path / name).write_bytes(content)
+    before = _snapshot(tmp_path)
+    _one_line_error(*run_cli([*NP, "plot", "--checkpoint", ck, "--out", tmp_path / name]), "is not an image")
+    assert _snapshot(tmp_path) == before

@@ -676,8 +676,8 @@ def recorded_token_counts(cfg: dict, V: int) -> np.ndarray | None:
     corpus = cfg.get("corpus") if isinstance(cfg.get("corpus"), dict) else {}
     counts = corpus.get("token_counts")
     if not isinstance(counts, list) or len(counts) != V or not all(
-            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
-        return None
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts) or sum(counts) >= 2**63:
+        return None  # (a total past int64 is no corpus's: an edited config)
     return np.array(counts, dtype=np.int64)
 
 

@@ -94,14 +94,17 @@ def _parse_line(raw: bytes, path: Path, n: int) -> dict | None:
 
 
 def _check_record(record: dict, damaged) -> None:
-    """step a whole number >= 0; losses and times numbers (or null, for a non-finite value)."""
+    """step a whole number from 0 to 2**53 (as AdamW's step in a checkpoint); losses and times numbers (or null,
+    for a non-finite value), a loss never below 0 (a cross-entropy)."""
     step = record.get("step")
-    if "step" in record and not (type(step) is int and step >= 0):
-        raise damaged("has a step that is not a whole number >= 0")
+    if "step" in record and not (type(step) is int and 0 <= step <= 2**53):
+        raise damaged("has a step that is not a whole number from 0 to 2**53")
     for key in ("train_loss", "val_loss", "batch_loss", "wall_s"):
         value = record.get(key)
         if value is not None and not _is_float(value):
             raise damaged(f"has a {key} that is not a number")
+        if key != "wall_s" and value is not None and value < 0:
+            raise damaged(f"has a negative {key} (a cross-entropy is never below 0)")
 
 
 def _is_float(value) -> bool:

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import stat
 from pathlib import Path
 
 import numpy as np
 
 from bigram.core.errors import BigramError
-from bigram.core.safefs import link_error, not_regular_error, write_file_atomic
+from bigram.core.safefs import holds_a_file, write_file_atomic
 
 
 def require_matplotlib():
@@ -99,13 +97,20 @@ def drawable(labels: list[str]) -> list[str]:
     return ["".join(c if has(c) else escape(c) for c in label) for label in labels]
 
 
+MAX_LOSS = 1e300  # beyond it, matplotlib's axis arithmetic overflows (an edited file: no table's loss is near)
+
+
+def drawable_loss(v) -> bool:
+    """A loss the axes can show: a finite number from 0 (a cross-entropy) to MAX_LOSS."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= MAX_LOSS
+
+
 def loss_curves(records: list[dict]) -> dict[str, tuple[list[int], list[float]]]:
-    """{"train": (steps, losses), "val": ...} from metrics.jsonl records, skipping nulls and non-finite values."""
+    """{"train": (steps, losses), "val": ...} from metrics.jsonl records, skipping nulls and undrawable values."""
     out = {}
     for split in ("train", "val"):
         pts = [(r["step"], r[f"{split}_loss"]) for r in records
-               if isinstance(r.get(f"{split}_loss"), (int, float)) and math.isfinite(r[f"{split}_loss"])
-               and isinstance(r.get("step"), int)]
+               if drawable_loss(r.get(f"{split}_loss")) and isinstance(r.get("step"), int)]
         out[split] = ([s for s, _ in pts], [v for _, v in pts])
     return out
 
@@ -117,7 +122,7 @@ def _kind(records: list[dict]) -> str:
 
 
 def _hline(ax, optimum: float | None) -> None:
-    if optimum is not None and math.isfinite(optimum):
+    if drawable_loss(optimum):
         ax.axhline(optimum, color="k", linestyle="--", label=f"optimum train loss, train MLE ({optimum:.4f})")
 
 
@@ -147,7 +152,7 @@ def _draw_zoom(ax, curves, optimum) -> None:
             ax.plot(*zip(*pts), style, markersize=3, label=f"{split} loss (final {pts[-1][1]:.4f})")
             shown += [v for _, v in pts]
     _hline(ax, optimum)
-    lo = min(shown + ([optimum] if optimum is not None and math.isfinite(optimum) else []))
+    lo = min(shown + ([optimum] if drawable_loss(optimum) else []))
     hi = max(shown)
     pad = max(0.1 * (hi - lo), 0.002)
     ax.set_ylim(lo - pad, hi + pad)
@@ -173,7 +178,7 @@ def _draw_points(ax, curves, optimum, label: str, vocab_size: int, *, zoom: bool
         ax.axhline(math.log(vocab_size), color="grey", linestyle=":",
                    label=f"uniform guess, ln {vocab_size} ({math.log(vocab_size):.4f})")
         values.append(math.log(vocab_size))
-    ref = values + ([optimum] if optimum is not None and math.isfinite(optimum) else [])
+    ref = values + ([optimum] if drawable_loss(optimum) else [])
     lo, hi = min(ref), max(ref)
     pad = max(0.25 * (hi - lo), 0.01) if zoom else max(0.1 * (hi - lo), 0.05)
     ax.set_ylim(lo - pad, hi + pad)
@@ -239,7 +244,7 @@ def draw_run(records: list[dict], probs: np.ndarray, labels: list[str], *, optim
         _draw_zoom(zoom, curves, optimum)
     counted = "count in the corpus" if counts is not None else "frequency in the table's own samples"
     _draw_table(fig, table, probs, labels, stationary(probs) if counts is None else np.asarray(counts), counted)
-    fig.suptitle(title, parse_math=False)  # a path or name with two $ signs is text, not TeX
+    fig.suptitle(drawable([title])[0], parse_math=False)  # a path or name with two $ signs is text, not TeX
     _layout(fig)
     return fig
 
@@ -287,7 +292,8 @@ def plot_checkpoint(ckpt_dir: str | Path, out: str | Path, *, data=None, warn=la
     history = read_metrics(ckpt_dir)
     if not history:
         warn(f"warning: {ckpt_dir} has no metrics.jsonl; the loss panel is empty")
-    optimum, corpus = recorded_metric(ck.config, "optimum_train_loss"), None
+    recorded, corpus = recorded_metric(ck.config, "optimum_train_loss"), None
+    optimum = recorded if drawable_loss(recorded) else None
     if data is not None:  # the optimum of the corpus given, which also ranks the heatmap's rows
         from bigram.core.evaluate import load_corpus_for
         from bigram.core.optimum import optimal_loss
@@ -296,9 +302,12 @@ def plot_checkpoint(ckpt_dir: str | Path, out: str | Path, *, data=None, warn=la
         for w in warnings:
             warn(w)
         optimum = optimal_loss(counts["train"])
-    elif optimum is None:
+    elif recorded is None:
         warn("warning: the checkpoint records no optimum, so the optimum line is left out; "
              "pass --data FILE to draw it")
+    elif optimum is None:
+        warn(f"warning: the checkpoint's recorded optimum {recorded:g} is not a loss (an edited config.json), so "
+             "the optimum line is left out; pass --data FILE to draw it")
     backend = ck.config.get("backend", "unknown")
     title = f"bigram {ckpt_dir} (trained by backend {backend}, step {ck.step})"
     return plot_table(out, softmax_rows(ck.weights), ck.tokenizer, ck.config, history, optimum=optimum,
@@ -323,25 +332,26 @@ def plot_run(out: str | Path, records: list[dict], probs: np.ndarray, labels: li
 
 def _check_target(out: Path) -> None:
     """A link (or a FIFO, a directory) where the PNG goes is the user's: refuse before drawing."""
-    try:
-        st = os.lstat(out)
-    except FileNotFoundError:
-        return
-    if stat.S_ISLNK(st.st_mode):
-        raise link_error(out)
-    if not stat.S_ISREG(st.st_mode):
-        raise not_regular_error(out, st.st_mode)
-    if st.st_size and not _is_image(out):  # a plot replaces only an image: never notes, weights or data
-        raise BigramError(f"--out {out} exists and is not an image (PNG, PDF, SVG, ...); bigram plot replaces "
-                          "only an earlier plot: choose another --out, or delete that file first")
+    if holds_a_file(out) and not _is_image(out):  # a plot replaces only an image: never notes, weights or data
+        ext = out.suffix[1:].lower()
+        fmt = (ext if ext in _IMAGE_MAGIC else "png").upper()
+        raise BigramError(f"--out {out} exists and is not an image of the format its name gets ({fmt}); bigram "
+                          "plot replaces only an earlier plot: choose another --out, or delete that file first")
 
 
-# The first bytes of the image files matplotlib writes; an existing --out must start with one of them.
-_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"%PDF", b"%!PS", b"<?xml", b"<svg", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*",
-                b"RIFF", b"\x1f\x8b")
+# The first bytes of each format matplotlib writes; an existing --out must start as its suffix's format does
+# (an earlier plot), so a user's archive.gz, pom.xml or song.wav is never taken for an image and replaced.
+_PNG = (b"\x89PNG\r\n\x1a\n",)
+_IMAGE_MAGIC = {"png": _PNG, "pdf": (b"%PDF",), "ps": (b"%!PS",), "eps": (b"%!PS",), "svg": (b"<?xml", b"<svg"),
+                "svgz": (b"\x1f\x8b",), "jpg": (b"\xff\xd8\xff",), "jpeg": (b"\xff\xd8\xff",),
+                "tif": (b"II*\x00", b"MM\x00*"), "tiff": (b"II*\x00", b"MM\x00*"), "webp": (b"RIFF",)}
 
 
 def _is_image(out: Path) -> bool:
+    """The file starts as the format its suffix names does (PNG for a suffix matplotlib does not write)."""
+    ext = out.suffix[1:].lower()
     with open(out, "rb") as f:  # lstat above: a regular file, not a link
         head = f.read(16)
-    return head.startswith(_IMAGE_MAGIC)
+    if ext == "webp" and head[8:12] != b"WEBP":  # RIFF is also WAV and AVI
+        return False
+    return head.startswith(_IMAGE_MAGIC.get(ext, _PNG))
