@@ -161,6 +161,15 @@ def test_report_replaces_its_own_earlier_report_and_refuses_a_file_as_its_direct
     assert len(fake_run) == 2
 
 
+@pytest.mark.parametrize("prefix", ["", ".", "sub"])
+def test_report_prefix_that_names_a_directory_is_refused(tmp_path, monkeypatch, fake_run, prefix):
+    """--report "" wrote the hidden ..json and ..md; --report sub/ wrote sub.json beside the directory."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    _one_line_error(*run_cli(["bench", "--report", prefix]), "names a directory")
+    assert fake_run == [] and sorted(os.listdir(tmp_path)) == ["sub"] and not os.listdir(tmp_path / "sub")
+
+
 # ----------------------------------------------------------------------------
 # plot
 

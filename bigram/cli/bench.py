@@ -119,7 +119,11 @@ def check_report_target(prefix: Path) -> None:
     from bigram.core.errors import BigramError
     from bigram.core.safefs import holds_a_file, read_nofollow
 
-    parent = Path(prefix).parent
+    prefix = Path(prefix)
+    if prefix.name in ("", ".", "..") or prefix.is_dir():  # --report "" wrote ..json; --report out/ wrote out.json
+        raise BigramError(f"--report {str(prefix)!r} names a directory, but PREFIX is a file name that .json and .md "
+                          f"are added to; e.g. --report {prefix / 'bench'}")
+    parent = prefix.parent
     if parent.exists() and not parent.is_dir():
         raise BigramError(f"--report {prefix}: {parent} is not a directory; choose another PREFIX")
     for path in (Path(f"{prefix}.json"), Path(f"{prefix}.md")):
