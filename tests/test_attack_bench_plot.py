@@ -219,3 +219,8 @@ def test_plot_out_replaces_only_an_image_of_the_format_its_name_gets(tmp_path, d
     before = _snapshot(tmp_path)
     _one_line_error(*run_cli([*NP, "plot", "--checkpoint", ck, "--out", tmp_path / name]), "is not an image")
     assert _snapshot(tmp_path) == before
+
+
+def test_a_checkpoint_path_that_is_a_file_is_not_called_missing(tmp_path, data):  # noqa: F811
+    _one_line_error(*run_cli([*NP, "plot", "--checkpoint", data, "--out", tmp_path / "p.png"]),
+                    f"checkpoint directory {data} is not a directory")

@@ -443,7 +443,8 @@ def _open_save(ckpt_dir: str | Path, names: tuple[str, ...] = SAVE_FILES) -> _Sa
     """Open `names` of the checkpoint in DIR, all from one save; links are refused, never followed."""
     d = resolve_checkpoint_dir(ckpt_dir)
     if not d.is_dir():
-        raise BigramError(f"checkpoint directory {d} does not exist; {HINT}")
+        what = "is not a directory" if d.exists() else "does not exist"  # a file, a FIFO: it exists
+        raise BigramError(f"checkpoint directory {d} {what}; {HINT}")
     with Dir.open(d) as top:
         for attempt in range(READ_TRIES):
             save = _try_open(top, names)
