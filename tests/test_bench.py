@@ -223,6 +223,22 @@ def test_cli_compare_two_files_exits_1_on_regression_else_0(tmp_path):
     assert code == 1 and "Before: Command: `None` - None interleaved rounds" in out
 
 
+def test_compare_calls_a_figure_that_did_not_move_unchanged(tmp_path):
+    """A report compared with itself (the docs' noise check) read '1.00x better' on every row."""
+    same = _saved(tmp_path, "same.json", synthetic(train={"lecture": 100, "numpy": 1000}, optimum_s={"numpy": 0.1}))
+    code, out, _ = run_cli(["bench", "--compare", same, "--against", same])
+    assert code == 0 and "better" not in out and "worse" not in out.split("No regression")[0]
+    assert "| train | steps/s | numpy | 1.0k | 1.0k | 1 | unchanged | ok |" in out
+    assert "| optimum_s | s | numpy | 0.1 | 0.1 | 1 | unchanged | ok |" in out
+    from bigram.bench import compare as cmp
+
+    def change(before, after):
+        return cmp._change(cmp.compare(synthetic(train={"numpy": before}), synthetic(train={"numpy": after}))[0])
+
+    assert (change(1000, 999), change(1000, 1001)) == ("unchanged", "unchanged")  # rounds to 1.00x
+    assert (change(1000, 990), change(1000, 1020)) == ("1.01x worse", "1.02x better")
+
+
 def test_compare_says_when_the_runs_measured_different_work(tmp_path):
     a, b = synthetic(train={"numpy": 1}), synthetic(train={"numpy": 1})
     a["meta"]["config"].update(quick=False, gen_tokens=[1000], rounds=5)

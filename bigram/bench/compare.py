@@ -171,7 +171,12 @@ def _change(r: Row) -> str:
     if r.worse_by is None:
         return "-"
     factor = 1 + r.worse_by
-    return f"{factor:.2f}x worse" if factor > 1 else f"{1 / factor:.2f}x better" if factor > 0 else "better"
+    if factor <= 0:
+        return "better"
+    shown = f"{max(factor, 1 / factor):.2f}"  # a report compared with itself read "1.00x better"
+    if shown == "1.00":
+        return "unchanged"
+    return f"{shown}x worse" if factor > 1 else f"{shown}x better"
 
 
 SIZE_FIELDS_IGNORED = ("rounds", "backends", "measures", "threads", "data")  # they change rows or noise, not sizes
