@@ -13,7 +13,8 @@ from bigram.backends import numpy_backend
 from bigram.backends.numpy_backend import NumpyBackend
 from backends import CANDIDATES, params, require_dtype
 
-from bigram.core.check import OPTIONAL, PATH_TOLERANCES, TOLERANCES, CheckConfig, diff, run_check
+from bigram.core.check import (OPTIONAL, PATH_TOLERANCES, TOLERANCES, CheckConfig, diff, fmt_tol, run_check,
+                               tolerances)
 from bigram.core.data import Corpus
 
 EVERY_ROW = set(TOLERANCES["float64"])
@@ -115,6 +116,20 @@ def test_table_output(capsys, shakespeare_path):
         assert words in " ".join(r.stdout.split()), words
     assert "FAIL" not in r.stdout
     assert r.stdout.count(" OK ") == len(EVERY_ROW) + 2 * len(PATH_ROWS)
+
+
+def test_table_shows_each_tolerance_to_three_digits(capsys, shakespeare_path):
+    """The loss rows' float32 tolerance, 1e-6 + 255 eps/2 = 1.62e-05, read '2e-05' (above itself) in the table."""
+    r = cli(capsys, "check", "--backends", "numpy,torch", "--data", str(shakespeare_path), "--steps", "2")
+    assert r.returncode == 0, r.stderr
+    want = tolerances(TOLERANCES["float32"], CheckConfig(dtype="float32"))  # 32x8: the check's default batch
+    for name in ("loss", "dW", "dlogits"):
+        row = next(line for line in r.stdout.splitlines() if line.split("│")[1:2] == [f" {name} ".ljust(15)])
+        shown = row.split("│")[4].strip()
+        assert float(shown) == pytest.approx(want[name], rel=5e-3), (name, shown)
+    cells = {cell.strip() for line in r.stdout.splitlines() for cell in line.split("│")}
+    assert fmt_tol(want["loss"]) == "1.62e-05" and "1.62e-05" in cells and "2e-05" not in cells
+    assert [fmt_tol(t) for t in (1e-4, 1e-3, 2.51992e-05, 0.0)] == ["1e-04", "1e-03", "2.52e-05", "0"]
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,8 @@ def _print_table(report) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from bigram.core.check import fmt_tol
+
     console = Console()
     console.print(report.summary(), highlight=False)
     for c in report.comparisons + report.paths:
@@ -26,7 +28,7 @@ def _print_table(report) -> None:
             continue
         table = Table("tensor", "max abs diff", "max rel diff", "tolerance", "", "closer to float64", title=c.title)
         for r in c.rows:
-            table.add_row(r.tensor, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}", f"{r.tol:.0e}" if r.tol else "0",
+            table.add_row(r.tensor, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}", fmt_tol(r.tol),
                           "OK" if r.ok else "FAIL", r.closer or "", style=None if r.ok else "bold red")
         console.print(table)
         for note in report.notes(c):

@@ -115,6 +115,18 @@ EPS32 = float(np.finfo(np.float32).eps)
 LOSS_ROWS = ("loss", "loss (huge logits)", "loss trajectory", COUNTS + "loss trajectory")
 
 
+def fmt_tol(tol: float) -> str:
+    """A tolerance as it is, to 3 digits: 1.62e-05, 1e-04, 0.
+
+    One digit (the table's old `:.0e`) showed 1.62e-05 as 2e-05, so a 1.8e-05 difference would have read FAIL
+    beside a tolerance above it.
+    """
+    if not tol:
+        return "0"
+    mantissa, exponent = f"{tol:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{exponent}"
+
+
 def tolerances(table: dict[str, float], cfg: "CheckConfig") -> dict[str, float]:
     """`table` (TOLERANCES or PATH_TOLERANCES for cfg.dtype) with float32's summation allowance on the losses.
 
@@ -245,7 +257,7 @@ class CheckReport:
         verdict = "OK" if comp.ok else f"FAIL ({sum(not r.ok for r in comp.rows)} tensor(s) out of tolerance)"
         return (f"{who}: {verdict}; largest abs diff {big_abs.max_abs:.3g} ({big_abs.tensor}), largest rel "
                 f"diff {big_rel.max_rel:.3g} ({big_rel.tensor}); closest to tolerance: {w.tensor} "
-                f"({w.max_rel:.3g} vs {w.tol:g})")
+                f"({w.max_rel:.3g} vs {fmt_tol(w.tol)})")
 
     def notes(self, comp: Comparison) -> list[str]:
         """The dtype each backend computes in, and for each failing row who is wrong."""
@@ -275,7 +287,7 @@ class CheckReport:
     def _repr_html_(self) -> str:
         from bigram.core.display import html_table
 
-        rows = [[comp.title, r.tensor, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}", f"{r.tol:g}", "OK" if r.ok else "FAIL",
+        rows = [[comp.title, r.tensor, f"{r.max_abs:.3g}", f"{r.max_rel:.3g}", fmt_tol(r.tol), "OK" if r.ok else "FAIL",
                  r.closer or ""] for comp in self.comparisons + self.paths for r in comp.rows]
         return html_table(["comparison", "tensor", "max abs diff", "max rel diff", "tolerance", "", "closer to float64"],
                           rows, caption=self.summary() + (": OK" if self.ok else ": FAIL"))
