@@ -223,6 +223,16 @@ def test_cli_compare_two_files_exits_1_on_regression_else_0(tmp_path):
     assert code == 1 and "Before: Command: `None` - None interleaved rounds" in out
 
 
+def test_help_gives_the_rounds_each_mode_runs(monkeypatch):
+    """--help said 'default 5' while --quick runs 3 (its report line says so)."""
+    from bigram.bench import BenchConfig
+
+    monkeypatch.setenv("COLUMNS", "300")  # the option's help on one line
+    code, out, _ = run_cli(["bench", "--help"])
+    full, quick = BenchConfig().rounds, BenchConfig.quick_config().rounds
+    assert code == 0 and f"Interleaved rounds (default {full}, {quick} with --quick)" in " ".join(out.split())
+
+
 def test_compare_calls_a_figure_that_did_not_move_unchanged(tmp_path):
     """A report compared with itself (the docs' noise check) read '1.00x better' on every row."""
     same = _saved(tmp_path, "same.json", synthetic(train={"lecture": 100, "numpy": 1000}, optimum_s={"numpy": 0.1}))

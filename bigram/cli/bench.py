@@ -19,7 +19,7 @@ def bench(
     quick: bool = typer.Option(False, "--quick",
                                help="Small sizes, a minute or two: checks it all runs (figures not decisive)."),
     data: Optional[Path] = typer.Option(None, "--data", help="UTF-8 text file (default: Tiny Shakespeare, cached)."),
-    rounds: Optional[int] = typer.Option(None, "--rounds", help="Interleaved rounds (default 5); medians over them."),
+    rounds: Optional[int] = typer.Option(None, "--rounds", help="Interleaved rounds (default 5, 3 with --quick); medians over them."),
     backends: Optional[str] = typer.Option(
         None, "--backends", help="Comma-separated backends to time, or 'all' installed. Default: numpy,torch."),
     measures: Optional[str] = typer.Option(
