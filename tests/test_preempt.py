@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from clirun import ok
-from dist_kill import ROOT, env, run_with_kills, torchrun
+from dist_kill import ROOT, _workers, env, run_with_kills, torchrun
 
 STEPS, SAVE = 600, 40
 BASE = ["--backend", "torch", "--device", "cpu", "train", "--distributed", "--batch-size", "8", "--eval-interval",
@@ -95,9 +95,11 @@ def test_distributed_resume_is_bit_identical(job):
     assert [r[0] for r in extra] == [n]  # the first half's closing evaluation, the only record added
 
 
-def _signalled(job: Path, name: str, sig: signal.Signals, group: bool) -> tuple[int, str, float]:
-    """Start the 2-rank run, signal it once it has saved, return (the checkpoint's step, stderr, seconds from
-    the signal to torchrun's exit); every rank must have exited 128 + sig."""
+def _signalled(job: Path, name: str, sig: signal.Signals, group: bool,
+               rank: int | None = None) -> tuple[int, str, float]:
+    """Start the 2-rank run, signal it once it has saved (the launcher, its whole group, or one `rank`), return
+    (the checkpoint's step, the printed command, seconds from the signal to torchrun's exit); every rank must
+    have exited 128 + sig."""
     codes = job / f"codes-{name}"
     codes.mkdir()
     args = BASE + ["--data", "small.txt", "--steps", str(STEPS), "--save-interval", str(SAVE), "--out", name]
@@ -111,6 +113,8 @@ def _signalled(job: Path, name: str, sig: signal.Signals, group: bool) -> tuple[
     t0 = time.monotonic()
     if group:  # Ctrl-C in a terminal: the launcher and every rank get it at once
         os.killpg(agent.pid, sig)
+    elif rank is not None:  # `kill PID` on one worker: the others learn of it at the next step's vote
+        os.kill(_workers(agent.pid)[rank], sig)
     else:  # a scheduler signalling the launcher, which forwards it to the ranks
         agent.send_signal(sig)
     _, err = agent.communicate(timeout=120)
@@ -130,6 +134,11 @@ def _signalled(job: Path, name: str, sig: signal.Signals, group: bool) -> tuple[
 
 def test_ctrl_c_stops_every_rank_at_one_step_with_130(job):
     _signalled(job, "ctrlc", signal.SIGINT, group=True)
+
+
+def test_sigterm_to_one_rank_stops_every_rank_at_one_step_with_143(job):
+    """docs/scale.md: a SIGTERM to one worker, not to torchrun, stops the job as torchrun's own would."""
+    _signalled(job, "rank1", signal.SIGTERM, group=False, rank=1)
 
 
 def test_sigterm_saves_once_every_rank_exits_143_and_the_printed_command_finishes_the_run(job):
