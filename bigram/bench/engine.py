@@ -902,10 +902,11 @@ def _jsonable(obj):
 
 
 def check_targets(measures: dict, cfg: BenchConfig, backends: list[str]) -> list[dict]:
-    """The issues' targets, each with the value that decides it. Quick runs use other sizes: not decisive.
+    """The issues' targets, each with the value that decides it.
 
-    `met` is None for a target this run did not measure (a group left out, a
-    command --quick skips, a figure the quick sizes cannot give).
+    `met` is None for a target this run did not decide: every target of a
+    --quick run (its sizes are too small, start-up swamps its slopes), and in
+    a full run a figure it did not give (a group left out with --measures).
     """
     rows = []
 
@@ -913,8 +914,10 @@ def check_targets(measures: dict, cfg: BenchConfig, backends: list[str]) -> list
         """One target of measure `key`; none at all when this run left the measure's group out (--measures)."""
         if key not in measures:
             return
-        if value is None or not math.isfinite(value):
-            met = None if value is None or cfg.quick else False
+        if cfg.quick or value is None:  # quick sizes cannot decide a target; a full run must give every figure
+            met = None
+        elif not math.isfinite(value):
+            met = False
         else:
             met = bool(value >= threshold if op == ">=" else value <= threshold)
         rows.append({"target": name, "value": value, "op": op, "threshold": threshold, "met": met})
@@ -1018,6 +1021,9 @@ def to_markdown(report: dict) -> str:
             lines.append(f"| {m['title']} | {m['unit']} | {_fmt(base)} | {_fmt(m['median'][who])} | {who} | "
                          f"{_fmt(ratio)} |")
     lines += ["", "| target | value | needed | met |", "|---|---:|---:|---|"]
+    if report["meta"].get("config", {}).get("quick"):
+        lines[-2:-2] = ["--quick: the values are shown, not judged (its sizes cannot decide a target); run without "
+                        "--quick for that.", ""]
     for t in report["targets"]:
         met = "-" if t["met"] is None else "yes" if t["met"] else "**no**"
         lines.append(f"| {t['target']} | {_fmt(t['value'])} | {t['op']} {_fmt(t['threshold'])} | {met} |")
