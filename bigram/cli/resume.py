@@ -59,9 +59,10 @@ def resume_command(ctx: typer.Context, resume: str, *, data: Path | None, steps:
     to the other ranks, so they cannot decide differently and need not see --out.
     """
     from bigram.api.parallel import TrainRun
+    from bigram.core.checkpoint import RESUME_AUTO
     from bigram.core.distributed import from_rank0
 
-    auto = resume == AUTO  # `./auto` is a directory of that name
+    auto = resume == RESUME_AUTO  # `./auto` is a directory of that name
     st = state(ctx)
     run = TrainRun(st.backend, st.device, distributed)
     try:
@@ -80,8 +81,6 @@ def resume_command(ctx: typer.Context, resume: str, *, data: Path | None, steps:
     run.close()
     return True
 
-
-AUTO = "auto"
 
 
 def _read(ctx: typer.Context, ck_dir: Path, out: Path, auto: bool, steps: int, dtype: str, distributed: bool):

@@ -40,6 +40,7 @@ import json
 import math
 import os
 import secrets
+import shlex
 import stat
 import time
 from dataclasses import dataclass, field
@@ -135,7 +136,17 @@ def replacing_warning(out: str | Path, contents: Contents, what: str = "this run
     head = f"warning: --out {out} holds a checkpoint{at}: {what} replaces it and its metrics.jsonl"
     if what == "fit":  # a closed-form fit has nothing to continue
         return f"{head}; to keep it, pass another --out"
-    return f"{head} at its first save; to continue that run instead, use `bigram train --resume {out}`"
+    return f"{head} at its first save; to continue that run instead, use `bigram train --resume {resume_arg(out)}`"
+
+
+RESUME_AUTO = "auto"  # `--resume auto`: the keyword, not a directory
+
+
+def resume_arg(ck_dir: str | Path) -> str:
+    """DIR as a shell word for --resume in a printed command: quoted, and a directory named `auto`
+    spelled `./auto` (pasted as `--resume auto` it would start or continue the run in --out instead)."""
+    word = os.fspath(ck_dir)
+    return shlex.quote(f"./{word}" if word == RESUME_AUTO else word)
 
 
 def _contents(d: Dir) -> Contents:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bigram.core.backend import AdamWConfig
-from bigram.core.checkpoint import Checkpoint, resolve_checkpoint_dir
+from bigram.core.checkpoint import Checkpoint, resolve_checkpoint_dir, resume_arg
 from bigram.core.data import Batcher, Corpus
 from bigram.core.defaults import DEFAULT_METHOD, DEFAULT_VAL_FRACTION
 from bigram.core.errors import BigramError
@@ -159,7 +159,7 @@ def check_world(ck: Checkpoint, ck_dir: Path, distributed: bool, world: int) -> 
         raise BigramError(
             f"checkpoint {ck_dir} was written by a torchrun job of {saved} rank{'s' if saved != 1 else ''} and "
             f"{now}: resume it with `torchrun --nproc_per_node {saved} -m bigram train --distributed --resume "
-            f"{ck_dir} ...` (another number of ranks would draw other batches)")
+            f"{resume_arg(ck_dir)} ...` (another number of ranks would draw other batches)")
     streams = ck.config.get("rank_batcher_states")
     if saved is not None and (not isinstance(streams, list) or len(streams) != saved):
         raise _bad(ck_dir, f"config.json's 'rank_batcher_states' does not hold the streams of its {saved} ranks")
@@ -182,7 +182,7 @@ def check_same_run(ck: Checkpoint, ck_dir: Path, fresh: TrainConfig, steps: int,
         if was != new:
             raise BigramError(
                 f"--resume auto: --out {ck_dir} holds a checkpoint of another run ({flag} {was} there, {new} "
-                f"here); pass the flags of the run that wrote it, another --out, or `--resume {ck_dir} --steps N` "
+                f"here); pass the flags of the run that wrote it, another --out, or `--resume {resume_arg(ck_dir)} --steps N` "
                 "to train that run N more steps")
     if type(target) is int and ck.step > target:
         raise _bad(ck_dir, f"it is at step {ck.step}, past its run's end ({target})")

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from bigram.core.backend import STATE_KEYS, AdamWConfig, Model
-from bigram.core.checkpoint import CheckpointDir, replacing_warning, save_checkpoint
+from bigram.core.checkpoint import CheckpointDir, replacing_warning, resume_arg, save_checkpoint
 from bigram.core.data import Batcher, Corpus, bigram_counts
 from bigram.core.distributed import Group, Solo
 from bigram.core.errors import BigramError, Interrupted, require_positive
@@ -400,12 +400,12 @@ def _interrupted(signum: int, step: int, ckpt: str | None, group: Group, resume_
 
 def continue_command(ckpt: str, group: Group, args: list[str] | None = None) -> str:
     """The command that continues checkpoint `ckpt`, as the run was launched (torchrun's ranks, --data)."""
-    words = ["train", "--resume", ckpt, *(args or [])]
+    rest = f"--resume {resume_arg(ckpt)}{''.join(' ' + shlex.quote(a) for a in args or [])}"
     if not group.distributed:
-        return shlex.join(["bigram", *words])
+        return f"bigram train {rest}"
     one_host = group.world == _local_world()
     head = f"torchrun --nproc_per_node {group.world}" if one_host else "torchrun [your launch options]"
-    return f"{head} -m bigram {shlex.join([words[0], '--distributed', *words[1:]])}"
+    return f"{head} -m bigram train --distributed {rest}"
 
 
 def _local_world() -> int | None:
