@@ -85,3 +85,29 @@ def test_resume_refuses_tampered_adamw_settings(tmp_path, data, field, value):
     (ck / "config.json").write_text(json.dumps(cfg))
     code, _, err = run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 2, "--max-new-tokens", 0])
     assert code == 2 and "config.json" in err and field in err and len(err.splitlines()) == 1, err
+
+
+def test_cgroup_page_cache_is_room_not_use(tmp_path, monkeypatch):
+    """A container's memory.current counts its page cache (a corpus just read or prepared): a train or
+    explain that fits once the kernel drops that cache was refused as out of memory."""
+    from functools import partial
+
+    from bigram.core import memory
+
+    gib = 1 << 30
+    (tmp_path / "cgroup").write_text("0::/job.slice\n")
+    group = tmp_path / "sys" / "job.slice"
+    group.mkdir(parents=True)
+    (group / "memory.max").write_text(f"{8 * gib}\n")
+    (group / "memory.current").write_text(f"{int(7.5 * gib)}\n")  # 1.5 GiB in use, 6 GiB of clean cache
+    (group / "memory.stat").write_text(f"anon {gib}\nfile {int(6.5 * gib)}\nactive_file {gib // 2}\n"
+                                       f"inactive_file {6 * gib}\n")
+    room = partial(memory._cgroup_room, tmp_path / "cgroup", tmp_path / "sys")
+    assert room() == int(6.5 * gib)
+    monkeypatch.setattr(memory, "_cgroup_room", room)
+    monkeypatch.setattr(memory, "_meminfo_available", lambda: 64 * gib)
+    monkeypatch.setattr(memory, "_rlimit_room", lambda: None)
+    memory.check_fits("--batch-size", 4, gib)  # 4 GiB: fits beside the cache
+    (group / "memory.stat").write_text(f"anon {int(7.5 * gib)}\ninactive_file 0\n")  # all of it in use
+    with pytest.raises(memory.BigramError, match="--batch-size 4 needs about 4.0 GiB"):
+        memory.check_fits("--batch-size", 4, gib)

@@ -54,17 +54,34 @@ def _meminfo_available() -> int | None:
     return None
 
 
-def _cgroup_room() -> int | None:
-    """cgroup v2: memory.max minus memory.current of this process's group (None: no limit)."""
+def _cgroup_room(proc: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """cgroup v2: memory.max minus what this process's group uses (None: no limit).
+
+    memory.current counts the page cache too (a corpus just read or prepared, the memmapped
+    splits): the kernel drops its inactive part before it fails an allocation, so, as
+    MemAvailable does, that part is room, not use."""
     try:
-        rel = Path("/proc/self/cgroup").read_text().strip().split("::", 1)[1]
-        group = Path("/sys/fs/cgroup") / rel.lstrip("/")
+        rel = proc.read_text().strip().split("::", 1)[1]
+        group = root / rel.lstrip("/")
         limit = (group / "memory.max").read_text().strip()
         if limit == "max":
             return None
-        return max(0, int(limit) - int((group / "memory.current").read_text()))
+        used = int((group / "memory.current").read_text()) - _reclaimable(group / "memory.stat")
+        return max(0, int(limit) - max(used, 0))
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _reclaimable(stat: Path) -> int:
+    """memory.stat's inactive_file: page cache the kernel reclaims before refusing memory (0 when unknown)."""
+    try:
+        for line in stat.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "inactive_file":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _rlimit_room() -> int | None:
