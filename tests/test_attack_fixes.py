@@ -111,3 +111,32 @@ def test_cgroup_page_cache_is_room_not_use(tmp_path, monkeypatch):
     (group / "memory.stat").write_text(f"anon {int(7.5 * gib)}\ninactive_file 0\n")  # all of it in use
     with pytest.raises(memory.BigramError, match="--batch-size 4 needs about 4.0 GiB"):
         memory.check_fits("--batch-size", 4, gib)
+
+
+KILLED_PREPARE = """
+import os, sys
+import bigram.core.prepare as P
+P.encode_to_files = lambda *a, **k: os._exit(9)  # dies as a kill -9 mid-encode would
+from bigram.cli.app import main
+main(["data", "prepare", sys.argv[1], "--out", sys.argv[2]])
+"""
+
+
+def test_a_prepare_killed_midway_is_redone_by_the_next_and_the_users_files_stay(tmp_path, data):
+    """A re-prepare killed mid-encode left train.bin and val.bin without vocab.json: every later prepare
+    refused the directory as another tool's and said to delete it, the user's files in it included."""
+    import subprocess
+    import sys
+
+    from clirun import message_lines
+
+    d = tmp_path / "tokens"
+    assert run_cli(["data", "prepare", data, "--out", d])[0] == 0
+    (d / "notes.txt").write_text("mine")
+    assert subprocess.run([sys.executable, "-c", KILLED_PREPARE, str(data), str(d)]).returncode == 9
+    code, _, err = run_cli([*NP, "train", "--data", d, "--steps", 1, "--out", tmp_path / "ck", "--max-new-tokens", 0])
+    assert code == 2 and len(message_lines(err)) == 1 and "stopped midway" in err and "data prepare" in err
+    code, _, err = run_cli(["data", "prepare", data, "--out", d])
+    assert code == 0, err
+    assert (d / "notes.txt").read_text() == "mine"
+    assert run_cli([*NP, "train", "--data", d, "--steps", 1, "--out", tmp_path / "ck", "--max-new-tokens", 0])[0] == 0

@@ -34,6 +34,7 @@ VOCAB_FILE = "vocab.json"
 SPLIT_FILES = {"train": "train.bin", "val": "val.bin"}
 FORMAT = "bigram-tokens"
 FORMAT_VERSION = 1
+UNFINISHED = {"format": FORMAT, "format_version": FORMAT_VERSION, "unfinished": True}  # vocab.json mid-prepare
 CHUNK_BYTES = 1 << 20  # 1 MiB of text per read: a few MiB of UTF-32 and id scratch
 
 
@@ -179,7 +180,9 @@ def prepare(path: str | Path, out: str | Path, *, kind: str = "char", chunk_byte
         lock(held, _busy(out))
         _check_out(out, held)  # again, under the lock
         sweep(held, tuple(SPLIT_FILES.values()))  # a killed prepare's temporaries
-        held.unlink(VOCAB_FILE)  # a half-rewritten directory must not look complete
+        # a half-rewritten directory must not look complete, yet must stay provably ours: a prepare killed
+        # from here on leaves this index, so the next prepare into DIR goes ahead (the user's files kept)
+        held.replace(VOCAB_FILE, (json.dumps(UNFINISHED) + "\n").encode())
         counts = encode_to_files(path, out, res, chunk_bytes, on_bytes, f, val_path)
         meta = _meta(path, res, counts, f, val_path, val_res)
         held.replace(VOCAB_FILE, (json.dumps(meta) + "\n").encode())  # last: the directory is complete
@@ -251,6 +254,9 @@ def read_meta(path: Path) -> dict:
         raise BigramError(f"{path / VOCAB_FILE} is unreadable (its JSON is nested too deeply); {hint}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BigramError(f"{path / VOCAB_FILE} is not a bigram token-file index; {hint}")
+    if meta.get("unfinished"):
+        raise BigramError(f"{path} is being prepared, or its `bigram data prepare` was stopped midway; wait for it "
+                          f"to finish, or {hint}")
     _check_meta(meta, path / VOCAB_FILE, hint)
     item = np.dtype(meta["dtype"]).itemsize
     for split, name in SPLIT_FILES.items():
