@@ -39,3 +39,21 @@ def test_printed_resume_commands_spell_a_directory_named_auto_as_a_directory(tmp
     assert code == 0, err
     assert "resuming auto at step 2 for 1 steps" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_resume_auto_on_an_ended_run_checks_the_corpus(tmp_path, data):
+    """`--resume auto` on a run that had ended said "nothing left to train" (exit 0) whatever --data was:
+    a command for another corpus, even one of another vocabulary, reported its run as done."""
+    out = tmp_path / "out"
+    run = [*NP, "train", "--resume", "auto", "--out", out, "--steps", 5, "--max-new-tokens", 0]
+    assert run_cli([*run, "--data", data])[0] == 0
+    other = tmp_path / "other.txt"
+    other.write_text(data.read_text() + "~")  # one character more: another vocabulary
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, _, err = run_cli([*run, "--data", other])
+    assert code == 2 and len(message_lines(err)) == 1, err
+    assert "has a vocabulary of" in err and "nothing left" not in err
+    other.write_text(data.read_text()[::-1])  # the same characters, another text: a warning names it
+    code, _, err = run_cli([*run, "--data", other])
+    assert code == 0 and "is not the text checkpoint" in err and "nothing left to train" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

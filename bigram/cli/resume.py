@@ -142,6 +142,12 @@ def _continue(ctx, run, ck, resumed, ck_dir: Path, out: Path, *, auto: bool, dat
     split = R.corpus_split(ck, ck_dir, val_fraction, val_data)
     more = steps - ck.step if auto else R.remaining_steps(ck, ck_dir, typed(ctx, ["steps"]).get("steps"))
     say = (lambda msg: print(msg, file=sys.stderr)) if run.is_main else (lambda msg: None)  # noqa: E731
+    # never config.json's corpus.source: only what the user passes. A char vocabulary is rebuilt
+    # from the text (check_corpus then compares it); the byte tokenizer has nothing to rebuild.
+    # Checked before an ended run's "nothing left": another --data is another run, not that one.
+    corpus = Corpus.load(data, tokenizer=None if kind == "char" else ck.tokenizer, val_fraction=split,
+                         val_data=val_data)
+    R.check_corpus(ck, corpus, ck_dir, warn=None if run.is_main else (lambda msg: None))
     if more == 0:  # auto, and the run had ended: its final checkpoint is there
         say(f"--resume auto: checkpoint {out} is at step {ck.step}, the end of this run; nothing left to train")
         return
@@ -152,11 +158,6 @@ def _continue(ctx, run, ck, resumed, ck_dir: Path, out: Path, *, auto: bool, dat
                           f"{backend!r}; pass --backend torch")
     run.backend = backend
     info = get_backend(backend, ctx)
-    # never config.json's corpus.source: only what the user passes. A char vocabulary is rebuilt
-    # from the text (check_corpus then compares it); the byte tokenizer has nothing to rebuild.
-    corpus = Corpus.load(data, tokenizer=None if kind == "char" else ck.tokenizer, val_fraction=split,
-                         val_data=val_data)
-    R.check_corpus(ck, corpus, ck_dir, warn=None if run.is_main else (lambda msg: None))
     corpus.check_block_size(cfg.block_size)
     model = info.cls.create(ck.weights, device=state(ctx).device, dtype=str(ck.weights.dtype), optim=cfg.optim)
     model.set_state(ck.state)
