@@ -57,3 +57,19 @@ def test_resume_auto_on_an_ended_run_checks_the_corpus(tmp_path, data):
     code, _, err = run_cli([*run, "--data", other])
     assert code == 0 and "is not the text checkpoint" in err and "nothing left to train" in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_resume_auto_json_on_an_ended_run_is_one_object_with_its_final_numbers(tmp_path, data):
+    """--json promises one JSON object on stdout; a restart that found its run ended printed none."""
+    import json
+
+    run = [*NP, "train", "--resume", "auto", "--out", tmp_path / "out", "--data", data, "--steps", 5, "--json"]
+    code, out, err = run_cli(run)
+    assert code == 0, err
+    first = json.loads(out)
+    code, out, err = run_cli(run)
+    assert code == 0 and "nothing left to train" in err, err
+    again = json.loads(out)
+    same = ("backend", "device", "steps", "train_loss", "val_loss", "exact", "eval_batches", "checkpoint")
+    assert {k: again[k] for k in same} == {k: first[k] for k in same}
+    assert again["tokens_per_s"] == 0.0

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import typer
 
-from bigram.cli.common import finish_run, get_backend, state
+from bigram.cli.common import finish_run, get_backend, print_json, state
 from bigram.core.errors import BigramError
 
 
@@ -150,6 +150,8 @@ def _continue(ctx, run, ck, resumed, ck_dir: Path, out: Path, *, auto: bool, dat
     R.check_corpus(ck, corpus, ck_dir, warn=None if run.is_main else (lambda msg: None))
     if more == 0:  # auto, and the run had ended: its final checkpoint is there
         say(f"--resume auto: checkpoint {out} is at step {ck.step}, the end of this run; nothing left to train")
+        if json_out and run.is_main:
+            print_json(ended_result(ck, ck_dir, out))
         return
     cfg = R.with_steps(cfg, more)
     backend = resume_backend(ctx, ck)
@@ -174,6 +176,15 @@ def _continue(ctx, run, ck, resumed, ck_dir: Path, out: Path, *, auto: bool, dat
     if run.is_main:
         finish_run(done, steps=cfg.steps, seed=cfg.seed, max_new_tokens=max_new_tokens, json_out=json_out,
                    resumed_from=str(ck_dir))
+
+
+def ended_result(ck, ck_dir: Path, out: Path) -> dict:
+    """--json's object for a run that had ended: the numbers its final checkpoint recorded, no step trained now."""
+    m = ck.config.get("metrics") if isinstance(ck.config.get("metrics"), dict) else {}
+    return {"backend": ck.config.get("backend"), "device": ck.config.get("device"), "steps": ck.step,
+            "train_loss": m.get("train_loss"), "val_loss": m.get("val_loss"), "exact": m.get("eval_batches") is None,
+            "eval_batches": m.get("eval_batches"), "wall_s": 0.0, "tokens_per_s": 0.0, "checkpoint": str(out),
+            "resumed_from": str(ck_dir)}
 
 
 def data_args(data: Path | None, val_data: Path | None) -> list[str]:
