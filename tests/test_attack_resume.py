@@ -73,3 +73,11 @@ def test_resume_auto_json_on_an_ended_run_is_one_object_with_its_final_numbers(t
     same = ("backend", "device", "steps", "train_loss", "val_loss", "exact", "eval_batches", "checkpoint")
     assert {k: again[k] for k in same} == {k: first[k] for k in same}
     assert again["tokens_per_s"] == 0.0
+
+
+def test_resume_dir_steps_0_is_bad_input_not_auto_nothing_left(tmp_path, data):
+    """`--resume DIR --steps 0` answered "--resume auto: ... nothing left to train" with exit 0: a message
+    about a flag not given, for a value a fresh run refuses."""
+    ck = train_checkpoint(tmp_path / "ck", data, steps=3)
+    code, _, err = run_cli([*NP, "train", "--resume", ck, "--data", data, "--steps", 0, "--max-new-tokens", 0])
+    assert code == 2 and message_lines(err) == [err.strip()] and "--steps must be a positive integer" in err

@@ -25,7 +25,7 @@ from bigram.core.backend import AdamWConfig
 from bigram.core.checkpoint import Checkpoint, resolve_checkpoint_dir, resume_arg
 from bigram.core.data import Batcher, Corpus
 from bigram.core.defaults import DEFAULT_METHOD, DEFAULT_VAL_FRACTION
-from bigram.core.errors import BigramError
+from bigram.core.errors import BigramError, require_positive
 from bigram.core.metrics import read_metrics
 from bigram.core.splits import val_fraction_for
 from bigram.core.train import TrainConfig, make_train_batcher
@@ -99,6 +99,7 @@ def check_overrides(cfg: TrainConfig, given: dict) -> None:
 def remaining_steps(ck: Checkpoint, ck_dir: Path, steps: int | None) -> int:
     """--steps N: N more steps; no --steps: up to the end of the interrupted run."""
     if steps is not None:
+        require_positive(steps=steps)  # 0 more steps is no run (an ended run's "nothing left" is auto's alone)
         return steps
     target = ck.config.get("target_step")
     if type(target) is not int or target <= ck.step:
