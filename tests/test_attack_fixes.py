@@ -140,3 +140,13 @@ def test_a_prepare_killed_midway_is_redone_by_the_next_and_the_users_files_stay(
     assert code == 0, err
     assert (d / "notes.txt").read_text() == "mine"
     assert run_cli([*NP, "train", "--data", d, "--steps", 1, "--out", tmp_path / "ck", "--max-new-tokens", 0])[0] == 0
+
+
+def test_a_prepare_into_a_directory_a_train_holds_does_not_blame_another_prepare(tmp_path, data):
+    """train and data prepare take the same lock on DIR: the refusal named the wrong command
+    ("being prepared by another `bigram data prepare`" while a train was writing there)."""
+    from bigram.core.checkpoint import CheckpointDir
+
+    with CheckpointDir.open(tmp_path / "ck"):  # a train's hold on its --out
+        code, _, err = run_cli(["data", "prepare", data, "--out", tmp_path / "ck"])
+    assert code == 2 and "another bigram command (a train or a data prepare)" in err, err

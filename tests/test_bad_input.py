@@ -499,7 +499,7 @@ CASES = [
     Case("out-dangling-link", "`--out` is a link to nowhere", train_with("--out", "{tmp}/gone"),
          "which does not exist", setup=lambda ws: (ws.tmp / "gone").symlink_to(ws.tmp / "nowhere")),
     Case("out-in-use", "`--out` is being written by another run", train_with("--out", "{ckpt}"),
-         "is being written by another bigram run", setup=ckpt_then(hold_lock)),
+         "is being written by another bigram command", setup=ckpt_then(hold_lock)),
     Case("out-replaces-checkpoint", "a fresh run into a checkpoint (not `--resume`)", train_with("--out", "{ckpt}"),
          "replaces it and its metrics.jsonl", setup=ckpt_then(), code=0, kind="warning"),
     Case("checkpoint-file-link", "a checkpoint file is a symbolic link (never followed)", GEN, "is a symbolic link",
@@ -570,7 +570,7 @@ CASES = [
          ".bigram-save that bigram did not make",
          setup=ckpt_then(lambda ws: (ws.ckpt / ".bigram-save").write_text("mine\n"))),
     Case("prepare-out-busy", "another `data prepare` is writing into `--out`",
-         ["data", "prepare", "{data}", "--out", "{tmp}/p"], "is being prepared by another", setup=prepare_held),
+         ["data", "prepare", "{data}", "--out", "{tmp}/p"], "is being written by another bigram command", setup=prepare_held),
     *TAMPERED,
 ]
 

@@ -208,7 +208,7 @@ def test_a_second_run_into_the_same_out_is_refused(tmp_path, data):
         before = snapshot(tmp_path)
         code, _, err = run_cli(train_args(data, ck))
         assert code == 2 and message_lines(err) == [
-            f"error: --out {ck} is being written by another bigram run; wait for it to finish, or choose another --out"]
+            f"error: --out {ck} is being written by another bigram command (a train or a data prepare); wait for it to finish, or choose another --out"]
         assert snapshot(tmp_path) == before
     finally:
         os.close(fd)

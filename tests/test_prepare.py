@@ -203,7 +203,7 @@ def test_a_prepare_into_a_directory_another_prepare_holds_is_one_line(tmp_path):
         code, _, err = run_cli(["data", "prepare", tmp_path / "c.txt", "--out", d])
     finally:
         os.close(fd)
-    assert code == 2 and len(err.splitlines()) == 1 and "being prepared by another" in err, err
+    assert code == 2 and len(err.splitlines()) == 1 and "being written by another bigram command" in err, err
     assert _entries(d) == before
 
 
@@ -239,7 +239,7 @@ def test_two_prepares_at_once_leave_one_complete_directory(tmp_path, shakespeare
     assert all(c in (0, 2) for c in codes) and 0 in codes, list(codes)
     for i, c in enumerate(codes):
         if c == 2:
-            assert "being prepared by another" in Path(f"{out}.err{i}").read_text()
+            assert "being written by another bigram command" in Path(f"{out}.err{i}").read_text()
     meta = read_meta(out)  # sizes match vocab.json
     which = next(n for n, t in texts.items() if meta["source"].endswith(f"{n}.txt"))
     assert Corpus.load(out).train.tolist() == Corpus.from_text(texts[which]).train.tolist()

@@ -53,7 +53,7 @@ from bigram.core.backend import STATE_KEYS, WEIGHT_KEY, fresh_state
 from bigram.core.errors import BigramError
 from bigram.core.metrics import METRICS_FILE, json_safe
 from bigram.core.safefs import (
-    STAGE, Dir, leftover, link_error, lock, make_tmp_dir, not_regular_error, owned, pread, read_fd,
+    STAGE, Dir, busy, leftover, link_error, lock, make_tmp_dir, not_regular_error, owned, pread, read_fd,
     remove_tmp_dir, sweep, tmp_name, write_all,
 )
 from bigram.core.tokenizer import Tokenizer, tokenizer_from_json
@@ -203,7 +203,7 @@ def _foreign(path: Path, names: list[str], why: str) -> BigramError:
 
 def _lock(d: Dir, path: Path) -> None:
     """An exclusive lock on DIR for one writer (released when its fd closes, or its process dies)."""
-    lock(d, f"--out {path} is being written by another bigram run; wait for it to finish, or choose another --out")
+    lock(d, busy(path))
 
 
 class CheckpointDir:

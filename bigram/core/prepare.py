@@ -25,7 +25,7 @@ import numpy as np
 from bigram.core.defaults import DEFAULT_VAL_FRACTION
 from bigram.core.errors import BigramError
 from bigram.core.safefs import (
-    Dir, leftover, link_error, lock, make_tmp_dir, read_nofollow, remove_tmp_dir, sweep,
+    Dir, busy, leftover, link_error, lock, make_tmp_dir, read_nofollow, remove_tmp_dir, sweep,
 )
 from bigram.core.splits import check_val_fraction, split_point, val_fraction_for
 from bigram.core.tokenizer import TOKENIZERS, CharTokenizer, Tokenizer, _codepoints, token_dtype, tokenizer_from_json
@@ -205,7 +205,7 @@ def _meta(path: Path, res: ScanResult, counts: dict, f: float, val_path: Path | 
 
 
 def _busy(out: Path) -> str:
-    return f"--out {out} is being prepared by another `bigram data prepare`; wait for it to finish, or choose another --out"
+    return busy(out)
 
 
 def _check_out(out: Path, held: Dir | None = None) -> None:

@@ -132,6 +132,12 @@ def lock(d: "Dir", busy: str) -> None:
         pass  # a file system without locks
 
 
+def busy(path: Path) -> str:
+    """The lock's one line: `train` and `data prepare` take the same lock on DIR, so either may hold it."""
+    return (f"--out {path} is being written by another bigram command (a train or a data prepare); wait for it "
+            "to finish, or choose another --out")
+
+
 def link_error(path: Path) -> BigramError:
     return BigramError(f"{path} is a symbolic link, and bigram never follows links in its directories; "
                        "replace it with the file itself, or remove it")
