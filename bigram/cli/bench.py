@@ -40,6 +40,7 @@ def bench(
     """Benchmark training, generation, encoding, counting and start-up against the lecture's code.
 
     bigram runs on its own default threads, as users run it; `--threads N` (a root option) pins both sides to N.
+    The backends timed are those of `--backends`; the root `--backend` does not choose them.
     `--compare OLD.json` exits 1 when a figure regressed, 2 on bad input.
     """
     from bigram.cli.common import renamed
