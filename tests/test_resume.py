@@ -288,3 +288,24 @@ def test_a_distributed_checkpoint_resumes_only_on_its_number_of_ranks(tmp_path, 
     assert code == 2 and err.count("\n") == 1, err
     assert f"checkpoint {ck} was written by a torchrun job of 2 ranks and this is one process" in err
     assert f"torchrun --nproc_per_node 2 -m bigram train --distributed --resume {ck}" in err
+
+
+def test_rank_0_checks_every_ranks_stream_before_a_distributed_resume(tmp_path, shakespeare_path):
+    """A tampered stream of rank 1 is refused by rank 0, which reads the checkpoint, in one line naming it:
+    left to rank 1, it was rank 1's error and torchrun's traceback for rank 0."""
+    from bigram.core import resume as R
+    from bigram.core.checkpoint import load_checkpoint
+    from bigram.core.errors import BigramError
+
+    data = tmp_path / "small.txt"
+    data.write_text(small_text(shakespeare_path))
+    ck = tmp_path / "ck"
+    _train("numpy", data, ck, "--steps", "5")
+    cfg = json.loads((ck / "config.json").read_text())
+    cfg.update(world_size=2, rank_batcher_states=[cfg["batcher_state"]] * 2)
+    (ck / "config.json").write_text(json.dumps(cfg))
+    R.check_world(load_checkpoint(ck), ck, True, 2)  # both streams good: no error
+    cfg["rank_batcher_states"][1] = {"bit_generator": "PCG64", "state": "tampered"}
+    (ck / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BigramError, match=r"'rank_batcher_states\[1\]' is not a PCG64 state"):
+        R.check_world(load_checkpoint(ck), ck, True, 2)

@@ -164,6 +164,8 @@ def check_world(ck: Checkpoint, ck_dir: Path, distributed: bool, world: int) -> 
     streams = ck.config.get("rank_batcher_states")
     if saved is not None and (not isinstance(streams, list) or len(streams) != saved):
         raise _bad(ck_dir, f"config.json's 'rank_batcher_states' does not hold the streams of its {saved} ranks")
+    for rank in range(saved or 0):  # rank 0 checks them all: a bad stream is its one line, not rank r's crash
+        rank_stream(ck, ck_dir, rank)
 
 
 def check_same_run(ck: Checkpoint, ck_dir: Path, fresh: TrainConfig, steps: int, dtype: str) -> None:
