@@ -274,15 +274,21 @@ def test_resume_auto_refuses_another_runs_checkpoint(flag, value, tmp_path, shak
     assert _files(ck) == before
 
 
-def test_a_distributed_checkpoint_resumes_only_on_its_number_of_ranks(tmp_path, shakespeare_path):
-    """Rank r's batches come from child r of W streams: another W is another run, refused naming the saved W."""
+def _two_rank_checkpoint(tmp_path, shakespeare_path):
+    """A small corpus and a checkpoint whose config.json is as a 2-rank torchrun job saves it; (data, ck, cfg)."""
     data = tmp_path / "small.txt"
     data.write_text(small_text(shakespeare_path))
     ck = tmp_path / "ck"
     _train("numpy", data, ck, "--steps", "5")
     cfg = json.loads((ck / "config.json").read_text())
-    cfg.update(world_size=2, rank_batcher_states=[cfg["batcher_state"]] * 2)  # as a 2-rank job saves it
+    cfg.update(world_size=2, rank_batcher_states=[cfg["batcher_state"]] * 2)
     (ck / "config.json").write_text(json.dumps(cfg))
+    return data, ck, cfg
+
+
+def test_a_distributed_checkpoint_resumes_only_on_its_number_of_ranks(tmp_path, shakespeare_path):
+    """Rank r's batches come from child r of W streams: another W is another run, refused naming the saved W."""
+    data, ck, _ = _two_rank_checkpoint(tmp_path, shakespeare_path)
     code, _, err = run_cli(["--backend", "numpy", "train", "--resume", ck, "--data", data, "--steps", "2",
                             "--max-new-tokens", "0"])
     assert code == 2 and err.count("\n") == 1, err
@@ -297,13 +303,7 @@ def test_rank_0_checks_every_ranks_stream_before_a_distributed_resume(tmp_path, 
     from bigram.core.checkpoint import load_checkpoint
     from bigram.core.errors import BigramError
 
-    data = tmp_path / "small.txt"
-    data.write_text(small_text(shakespeare_path))
-    ck = tmp_path / "ck"
-    _train("numpy", data, ck, "--steps", "5")
-    cfg = json.loads((ck / "config.json").read_text())
-    cfg.update(world_size=2, rank_batcher_states=[cfg["batcher_state"]] * 2)
-    (ck / "config.json").write_text(json.dumps(cfg))
+    _, ck, cfg = _two_rank_checkpoint(tmp_path, shakespeare_path)
     R.check_world(load_checkpoint(ck), ck, True, 2)  # both streams good: no error
     cfg["rank_batcher_states"][1] = {"bit_generator": "PCG64", "state": "tampered"}
     (ck / "config.json").write_text(json.dumps(cfg))
