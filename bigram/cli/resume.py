@@ -82,7 +82,6 @@ def resume_command(ctx: typer.Context, resume: str, *, data: Path | None, steps:
     return True
 
 
-
 def _read(ctx: typer.Context, ck_dir: Path, out: Path, auto: bool, steps: int, dtype: str, distributed: bool):
     """Rank 0: the checkpoint to continue, checked, with what train() needs to continue it (None: auto
     found no checkpoint in --out)."""

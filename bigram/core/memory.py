@@ -101,11 +101,14 @@ def _rlimit_room() -> int | None:
 
 
 def human(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+    """Bytes as people read them: 1,000 bytes, 21.2 GiB (PiB is the largest unit)."""
+    if n < 1024:
+        return f"{n:,.0f} bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
         n /= 1024
-    return f"{n}"  # unreachable
+        if n < 1024 or unit == "PiB":
+            break
+    return f"{n:,.1f} {unit}"
 
 
 def check_fits(option: str, value: int, per_unit: float, fixed: float = 0.0, *, what: str = "",

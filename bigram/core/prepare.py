@@ -177,7 +177,7 @@ def prepare(path: str | Path, out: str | Path, *, kind: str = "char", chunk_byte
     val_res = scan_val(val_path, res.tokenizer, kind, chunk_bytes, on_bytes) if val_path is not None else None
     out.mkdir(parents=True, exist_ok=True)
     with Dir.open(out) as held:  # one prepare at a time into DIR: the lock lasts until vocab.json is written
-        lock(held, _busy(out))
+        lock(held, busy(out))
         _check_out(out, held)  # again, under the lock
         sweep(held, tuple(SPLIT_FILES.values()))  # a killed prepare's temporaries
         # a half-rewritten directory must not look complete, yet must stay provably ours: a prepare killed
@@ -204,10 +204,6 @@ def _meta(path: Path, res: ScanResult, counts: dict, f: float, val_path: Path | 
     return meta
 
 
-def _busy(out: Path) -> str:
-    return busy(out)
-
-
 def _check_out(out: Path, held: Dir | None = None) -> None:
     """--out may be new, empty, or a directory this command prepared; anything else is the user's.
 
@@ -220,7 +216,7 @@ def _check_out(out: Path, held: Dir | None = None) -> None:
         return
     if held is None:
         with Dir.open(out) as d:
-            lock(d, _busy(out))
+            lock(d, busy(out))
             return _check_out(out, d)
     names = {n for n in held.names() if not leftover(held, n)}  # a killed prepare's temporaries are bigram's
     if names <= {f".{n}.tmp" for n in SPLIT_FILES.values()} or _is_token_index(out / VOCAB_FILE):

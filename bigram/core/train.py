@@ -23,7 +23,9 @@ from bigram.core.distributed import Group, Solo
 from bigram.core.errors import BigramError, Interrupted, require_positive
 from bigram.core.defaults import DEFAULT_LR_SCHEDULE, DEFAULT_METHOD, DEFAULT_MIN_LR_DIVISOR, LR_SCHEDULES, METHODS
 from bigram.core.fast import make_step
-from bigram.core.memory import CHUNK_SCRATCH, PER_EVAL_BATCH, PER_EVAL_RECORD, PER_POSITION, TEXTBOOK_PER_LOGIT, check_batch, check_fits
+from bigram.core.memory import (
+    CHUNK_SCRATCH, PER_EVAL_BATCH, PER_EVAL_RECORD, PER_POSITION, TEXTBOOK_PER_LOGIT, check_batch, check_fits,
+)
 from bigram.core.metrics import MetricsLog
 from bigram.core.optimum import optimal_loss
 from bigram.core.sampling import seed_streams
