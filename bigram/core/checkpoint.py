@@ -153,7 +153,8 @@ def _contents(d: Dir) -> Contents:
     names = [n for n in d.names() if not leftover(d, n)]  # a killed save's
     if not names:
         return Contents("empty")
-    if STAGE in names and owned(d, STAGE):  # a save killed after its commit point: a checkpoint, if the stage holds bigram's config
+    # a save killed after its commit point: a checkpoint, if the stage holds bigram's config
+    if STAGE in names and owned(d, STAGE):
         with d.sub(STAGE) as stage:
             cfg = _bigram_config(stage)
         if cfg is None:
@@ -201,11 +202,6 @@ def _foreign(path: Path, names: list[str], why: str) -> BigramError:
     )
 
 
-def _lock(d: Dir, path: Path) -> None:
-    """An exclusive lock on DIR for one writer (released when its fd closes, or its process dies)."""
-    lock(d, busy(path))
-
-
 class CheckpointDir:
     """An --out directory opened once for a run: its fd, its lock, its metrics.
 
@@ -230,7 +226,7 @@ class CheckpointDir:
             path.mkdir(parents=True, exist_ok=True)
         d = Dir.open(path)
         try:
-            _lock(d, path)
+            lock(d, busy(path))  # one writer at a time; released when the fd closes or the process dies
             self = cls(path, d, _contents(d), continuing)  # again, under the lock
             self._finish_commit()  # a save killed between its commit point and its end
             self._sweep()
